@@ -1,0 +1,53 @@
+"""The FastAPI application: ledger and log opened at start-up, sequencer in the background."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.routes import checkpoints, health
+from api.services import Services, open_services
+from api.settings import Settings
+
+log = logging.getLogger("zeroclaim")
+
+
+def _anchor_loop(services: Services, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        try:
+            with services.lock:
+                checkpoint = services.sequencer.anchor_if_due()
+            if checkpoint is not None:
+                log.info("anchored checkpoint size=%d", checkpoint.size)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("anchoring failed")
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = services or open_services(settings)
+        app.state.services = opened
+        stop = threading.Event()
+        worker = threading.Thread(target=_anchor_loop, args=(opened, stop), daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            opened.close()
+
+    app = FastAPI(
+        title="zeroclaim",
+        version="0.1.0",
+        description="Medical e-invoice ledger: anchored invoices, proofs and checkpoints.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(checkpoints.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,339 @@
+"""The ledger contract seen from Python: typed methods over any backend.
+
+Transactions are signed here with eth-account, so a backend never holds a key; a revert
+becomes the typed error of ``chain.errors`` that names the invoice, checkpoint or hospital.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+
+from chain.abi import ContractCodec, Event
+from chain.backend import Backend, CallReverted, Receipt
+from chain.errors import LedgerConfigError, LedgerError, TransactionFailed
+from chain.model import (
+    ZERO_ADDRESS,
+    Checkpoint,
+    ClaimState,
+    Hospital,
+    HospitalKey,
+    HospitalLevel,
+    InvoiceLeaf,
+    Role,
+    Settlement,
+    from_timestamp,
+    hospital_code_bytes,
+    to_timestamp,
+)
+
+DOMAIN_NAME = "zeroclaim"
+DOMAIN_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One contract call to send as a transaction."""
+
+    sender: LocalAccount
+    function: str
+    args: tuple[Any, ...] = ()
+
+
+def role_id(role: Role) -> bytes:
+    """bytes32 of a role as the contract computes it."""
+    return b"\x00" * 32 if role is Role.ADMIN else keccak(text=role.value)
+
+
+class Ledger:
+    """Typed access to a deployed ZeroclaimLedger contract."""
+
+    def __init__(self, backend: Backend, address: str, codec: ContractCodec | None = None) -> None:
+        self.backend = backend
+        self.address = address
+        self.codec = codec or ContractCodec.load()
+        self._nonces: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def deploy(
+        cls, backend: Backend, authority: LocalAccount, codec: ContractCodec | None = None
+    ) -> Ledger:
+        """Deploys the contract with ``authority`` as ADMIN."""
+        codec = codec or ContractCodec.load()
+        ledger = cls(backend, ZERO_ADDRESS, codec)
+        receipt = ledger._send([(authority, None, codec.deploy_data(authority.address))])[0]
+        if not receipt.status or receipt.contract_address is None:
+            raise TransactionFailed("0x" + receipt.tx_hash.hex(), "contract deployment failed")
+        ledger.address = receipt.contract_address
+        return ledger
+
+    def check_deployed(self) -> None:
+        """Raises ``LedgerConfigError`` unless the configured address holds our contract."""
+        code = bytearray(self.backend.code_at(self.address))
+        expected = bytearray.fromhex(self.codec.artifact["deployedBytecode"].removeprefix("0x"))
+        if len(code) == len(expected):
+            # Immutables (the EIP-712 domain cache) are written by the constructor.
+            for start, length in self.codec.artifact["immutableRanges"]:
+                code[start : start + length] = expected[start : start + length]
+        if code != expected:
+            raise LedgerConfigError(
+                f"no ZeroclaimLedger of this build at {self.address}"
+                f" on chain {self.backend.chain_id}"
+            )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def read(self, function: str, *args: Any) -> tuple[Any, ...]:
+        """Calls a view function and returns its outputs."""
+        data = self.codec.encode_call(function, *args)
+        try:
+            out = self.backend.call(ZERO_ADDRESS, self.address, data)
+        except CallReverted as exc:
+            raise self.codec.decode_revert(exc.data) from None
+        return self.codec.decode_result(function, out)
+
+    def transact(self, sender: LocalAccount, function: str, *args: Any) -> Receipt:
+        """Sends one call and returns its receipt; a revert raises its typed error."""
+        return self.transact_many([Call(sender, function, args)])[0]
+
+    def transact_many(self, calls: Sequence[Call]) -> list[Receipt]:
+        """Sends calls in order (one block on the embedded ledger).
+
+        Raises the typed error of the first call that reverted, after all were sent.
+        """
+        items = [
+            (c.sender, self.address, self.codec.encode_call(c.function, *c.args)) for c in calls
+        ]
+        receipts = self._send(items)
+        for receipt in receipts:
+            if not receipt.status:
+                if receipt.revert_data:
+                    raise self.codec.decode_revert(receipt.revert_data)
+                raise TransactionFailed("0x" + receipt.tx_hash.hex(), "reverted without data")
+        return receipts
+
+    def _send(self, items: Sequence[tuple[LocalAccount, str | None, bytes]]) -> list[Receipt]:
+        with self._lock:
+            fees = self.backend.fee_params()
+            raw = []
+            for sender, to, data in items:
+                estimate = None
+                if self.backend.needs_gas_estimate:
+                    try:
+                        estimate = self.backend.estimate_gas(sender.address, to, data)
+                    except CallReverted as exc:
+                        raise self.codec.decode_revert(exc.data) from None
+                tx: dict[str, Any] = {
+                    "type": 2,
+                    "chainId": self.backend.chain_id,
+                    "nonce": self._next_nonce(sender.address),
+                    "gas": self.backend.gas_limit_for(estimate),
+                    "maxFeePerGas": fees.max_fee_per_gas,
+                    "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+                    "value": 0,
+                    "data": data,
+                }
+                if to is not None:
+                    tx["to"] = to
+                raw.append(bytes(sender.sign_transaction(tx).raw_transaction))
+            try:
+                return self.backend.send_raw_transactions(raw)
+            except LedgerError:
+                self._nonces.clear()
+                raise
+
+    def _next_nonce(self, address: str) -> int:
+        nonce = self._nonces.get(address)
+        if nonce is None:
+            nonce = self.backend.nonce(address)
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def events(
+        self, from_block: int = 0, to_block: int | None = None, name: str | None = None
+    ) -> list[Event]:
+        """Decoded events of the contract in a block range (inclusive)."""
+        topic = self.codec.event_topic(name) if name else None
+        logs = self.backend.get_logs(self.address, from_block, to_block, topic)
+        return [e for e in (self.codec.decode_log(lg) for lg in logs) if e is not None]
+
+    # -- roles --------------------------------------------------------------------------------
+
+    def grant_role(self, admin: LocalAccount, role: Role, account: str) -> Receipt:
+        return self.transact(admin, "grantRole", role_id(role), account)
+
+    def revoke_role(self, admin: LocalAccount, role: Role, account: str) -> Receipt:
+        return self.transact(admin, "revokeRole", role_id(role), account)
+
+    def has_role(self, role: Role, account: str) -> bool:
+        return bool(self.read("hasRole", role_id(role), account)[0])
+
+    # -- hospital registry --------------------------------------------------------------------
+
+    def register_hospital(
+        self,
+        admin: LocalAccount,
+        code: str,
+        level: HospitalLevel,
+        signer: str,
+        valid_from: datetime,
+    ) -> Receipt:
+        """Registers a hospital with its first key; raises ``HospitalAlreadyRegistered``."""
+        return self.transact(
+            admin,
+            "registerHospital",
+            hospital_code_bytes(code),
+            int(level),
+            signer,
+            to_timestamp(valid_from),
+        )
+
+    def rotate_hospital_key(
+        self, admin: LocalAccount, code: str, signer: str, valid_from: datetime
+    ) -> Receipt:
+        """Adds a key valid from ``valid_from``; the previous key stops then."""
+        return self.transact(
+            admin, "rotateHospitalKey", hospital_code_bytes(code), signer, to_timestamp(valid_from)
+        )
+
+    def revoke_hospital_key(
+        self, admin: LocalAccount, code: str, key_index: int, revoked_at: datetime
+    ) -> Receipt:
+        """Revokes a key from ``revoked_at`` on (may be backdated to a compromise)."""
+        return self.transact(
+            admin,
+            "revokeHospitalKey",
+            hospital_code_bytes(code),
+            key_index,
+            to_timestamp(revoked_at),
+        )
+
+    def hospital(self, code: str) -> Hospital | None:
+        """The registered hospital with all its keys, or None."""
+        raw = hospital_code_bytes(code)
+        registered, level, key_count = self.read("hospitalOf", raw)
+        if not registered:
+            return None
+        keys = []
+        for index in range(key_count):
+            signer, valid_from, revoked_at = self.read("hospitalKey", raw, index)
+            keys.append(
+                HospitalKey(
+                    index,
+                    signer,
+                    from_timestamp(valid_from),
+                    from_timestamp(revoked_at) if revoked_at else None,
+                )
+            )
+        return Hospital(code, HospitalLevel(level), tuple(keys))
+
+    def is_key_valid_at(self, code: str, signer: str, moment: datetime) -> bool:
+        return bool(
+            self.read("isKeyValidAt", hospital_code_bytes(code), signer, to_timestamp(moment))[0]
+        )
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def anchor_checkpoint(self, sequencer: LocalAccount, checkpoint: Checkpoint) -> Receipt:
+        """Anchors a checkpoint; raises ``CheckpointNotGrowing``."""
+        return self.transact(sequencer, "anchorCheckpoint", checkpoint.size, checkpoint.root)
+
+    def checkpoint(self, size: int) -> Checkpoint | None:
+        """The anchored checkpoint of that size, or None."""
+        (root,) = self.read("checkpointRoot", size)
+        return None if size == 0 or root == b"\x00" * 32 else Checkpoint(size, bytes(root))
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        size, root = self.read("latestCheckpoint")
+        return None if size == 0 else Checkpoint(size, bytes(root))
+
+    # -- claims -------------------------------------------------------------------------------
+
+    def claim_state(self, invoice_id: bytes) -> ClaimState:
+        voided, locked_by, paid, tag = self.read("claimOf", invoice_id)
+        return ClaimState(
+            invoice_id, voided, None if locked_by == ZERO_ADDRESS else locked_by, paid, bytes(tag)
+        )
+
+    def lock_invoice(self, payer: LocalAccount, invoice_id: bytes) -> Receipt:
+        return self.transact(payer, "lockInvoice", invoice_id)
+
+    def release_invoice(self, payer: LocalAccount, invoice_id: bytes) -> Receipt:
+        return self.transact(payer, "releaseInvoice", invoice_id)
+
+    def settle_batch(
+        self, payer: LocalAccount, checkpoint_size: int, settlements: Sequence[Settlement]
+    ) -> Receipt:
+        """Settles payments all-or-nothing; the first refused payment raises its error."""
+        return self.transact(
+            payer, "settleBatch", checkpoint_size, [s.as_abi() for s in settlements]
+        )
+
+    def void_invoice(
+        self,
+        relayer: LocalAccount,
+        checkpoint_size: int,
+        leaf: InvoiceLeaf,
+        leaf_index: int,
+        proof: Sequence[bytes],
+        red_invoice_id: bytes,
+        signature: bytes,
+    ) -> Receipt:
+        """Relays a hospital-signed red-letter reversal (see :meth:`void_typed_data`)."""
+        return self.transact(
+            relayer,
+            "voidInvoice",
+            checkpoint_size,
+            leaf.as_abi(),
+            leaf_index,
+            list(proof),
+            red_invoice_id,
+            signature,
+        )
+
+    # -- EIP-712 ------------------------------------------------------------------------------
+
+    def domain(self) -> dict[str, Any]:
+        """The EIP-712 domain of this deployment (chain id and contract bind every signature)."""
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.backend.chain_id,
+            "verifyingContract": self.address,
+        }
+
+    def void_typed_data(self, invoice_id: bytes, red_invoice_id: bytes) -> dict[str, Any]:
+        """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id``."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "VoidInvoice": [
+                    {"name": "invoiceId", "type": "bytes32"},
+                    {"name": "redInvoiceId", "type": "bytes32"},
+                ],
+            },
+            "primaryType": "VoidInvoice",
+            "domain": self.domain(),
+            "message": {"invoiceId": invoice_id, "redInvoiceId": red_invoice_id},
+        }
+
+    def sign_void(
+        self, hospital_key: LocalAccount, invoice_id: bytes, red_invoice_id: bytes
+    ) -> bytes:
+        """Signs a reversal with a hospital key (done by the hospital, never by the service)."""
+        message = encode_typed_data(full_message=self.void_typed_data(invoice_id, red_invoice_id))
+        return bytes(Account.sign_message(message, hospital_key.key).signature)

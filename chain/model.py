@@ -1,0 +1,149 @@
+"""Plain data of the ledger: hospitals, keys, checkpoints, invoice leaves and claim states."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+_HOSPITAL_CODE = re.compile(r"^[0-9A-Za-z]{1,32}$")
+
+
+class HospitalLevel(enum.IntEnum):
+    """Hospital grade; reimbursement ratios depend on it. Values are the contract's."""
+
+    TOWNSHIP = 0  # 乡镇卫生院 / 社区卫生服务中心
+    PRIMARY = 1  # 一级
+    SECONDARY = 2  # 二级
+    TERTIARY = 3  # 三级
+
+
+class Role(enum.StrEnum):
+    """Contract roles by the name of their constant."""
+
+    ADMIN = "DEFAULT_ADMIN_ROLE"
+    HOSPITAL = "HOSPITAL_ROLE"
+    SEQUENCER = "SEQUENCER_ROLE"
+    PAYER = "PAYER_ROLE"
+    AUDITOR = "AUDITOR_ROLE"
+
+
+def hospital_code_bytes(code: str) -> bytes:
+    """The bytes32 form of a hospital code: its ASCII, left-aligned, zero-padded."""
+    if not _HOSPITAL_CODE.match(code):
+        raise ValueError(f"hospital code must be 1 to 32 letters or digits, got {code!r}")
+    return code.encode("ascii").ljust(32, b"\x00")
+
+
+def hospital_code_str(raw: bytes) -> str:
+    """Inverse of :func:`hospital_code_bytes`."""
+    return bytes(raw).rstrip(b"\x00").decode("ascii")
+
+
+def to_timestamp(moment: datetime) -> int:
+    """Seconds since the epoch of a timezone-aware datetime."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: a time on the ledger must carry its timezone")
+    return int(moment.timestamp())
+
+
+def from_timestamp(seconds: int) -> datetime:
+    """A timezone-aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+@dataclass(frozen=True)
+class HospitalKey:
+    """One signing key of a hospital, valid in [valid_from, revoked_at)."""
+
+    index: int
+    signer: str
+    valid_from: datetime
+    revoked_at: datetime | None
+
+    def valid_at(self, moment: datetime) -> bool:
+        """Whether a signature made at ``moment`` is judged valid under this key."""
+        return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
+
+
+@dataclass(frozen=True)
+class Hospital:
+    """A registered hospital and the history of its keys."""
+
+    code: str
+    level: HospitalLevel
+    keys: tuple[HospitalKey, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An anchored (tree size, root) of the invoice log."""
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class InvoiceLeaf:
+    """The fields of an invoice in the log; ``entry`` is what the log hashes (104 bytes)."""
+
+    invoice_id: bytes
+    record_hash: bytes
+    hospital: str
+    total: int  # fen
+
+    def __post_init__(self) -> None:
+        if len(self.invoice_id) != 32 or len(self.record_hash) != 32:
+            raise ValueError("invoice_id and record_hash are 32 bytes")
+        if not 0 <= self.total < 2**64:
+            raise ValueError(f"total must be a non-negative uint64 of fen, got {self.total}")
+
+    def entry(self) -> bytes:
+        """abi.encodePacked(invoiceId, recordHash, hospital, uint64 total)."""
+        return (
+            self.invoice_id
+            + self.record_hash
+            + hospital_code_bytes(self.hospital)
+            + self.total.to_bytes(8, "big")
+        )
+
+    @classmethod
+    def from_entry(cls, entry: bytes) -> InvoiceLeaf:
+        """Inverse of :meth:`entry`."""
+        if len(entry) != 104:
+            raise ValueError(f"an invoice leaf entry is 104 bytes, got {len(entry)}")
+        return cls(
+            entry[:32],
+            entry[32:64],
+            hospital_code_str(entry[64:96]),
+            int.from_bytes(entry[96:], "big"),
+        )
+
+    def as_abi(self) -> tuple[bytes, bytes, bytes, int]:
+        return (self.invoice_id, self.record_hash, hospital_code_bytes(self.hospital), self.total)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One payment in a settlement batch, proven against the batch's checkpoint."""
+
+    leaf: InvoiceLeaf
+    leaf_index: int
+    proof: tuple[bytes, ...]
+    amount: int  # fen
+
+    def as_abi(self) -> tuple[object, ...]:
+        return (self.leaf.as_abi(), self.leaf_index, list(self.proof), self.amount)
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """What the ledger knows of an invoice's reimbursement."""
+
+    invoice_id: bytes
+    voided: bool
+    locked_by: str | None
+    paid: int  # fen, cumulative over every payer
+    record_tag: bytes = field(default=b"\x00" * 19)

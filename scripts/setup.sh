@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine of this kind (Debian, Python 3.11,
+# Node.js): Debian packages, the Python virtualenv, the npm toolchain (solc, OpenZeppelin,
+# anvil). Idempotent and quick when nothing changed: each step keeps a stamp of its inputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(nodejs npm)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+# node and npm may come from outside Debian on some images; only install what is absent.
+if ((${#missing[@]})) && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  echo "setup: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+py_stamp=$(stamp_of pyproject.toml)
+if [[ ! -x .venv/bin/python || "$(cat .venv/.stamp 2>/dev/null)" != "$py_stamp" ]]; then
+  echo "setup: python virtualenv"
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$py_stamp" > .venv/.stamp
+fi
+
+npm_stamp=$(stamp_of package.json package-lock.json)
+if [[ ! -d node_modules || "$(cat node_modules/.stamp 2>/dev/null)" != "$npm_stamp" ]]; then
+  echo "setup: npm install (solc, OpenZeppelin, anvil: exact versions from package-lock.json)"
+  # Not `npm ci`: it refuses a lock file that lists anvil's binaries for other platforms
+  # as optional, which npm on Linux leaves unresolved.
+  npm install --no-audit --no-fund --loglevel=error
+  stamp_of package.json package-lock.json > node_modules/.stamp
+fi

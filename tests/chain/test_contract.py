@@ -1,0 +1,606 @@
+"""The ZeroclaimLedger contract on both backends: every role check and custom error, with the
+events a change emits and their absence when it is refused."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from chain import errors, merkle
+from chain.factory import LedgerSession
+from chain.ledger import Ledger, role_id
+from chain.model import Checkpoint, HospitalLevel, InvoiceLeaf, Role, Settlement
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+HOSPITAL = "H33080200001"
+
+
+def invoice(n: int, total: int = 10_000, hospital: str = HOSPITAL) -> InvoiceLeaf:
+    """A synthetic invoice leaf; ids and record hashes derived from n."""
+    return InvoiceLeaf(
+        invoice_id=hashlib.sha256(f"invoice-{n}".encode()).digest(),
+        record_hash=hashlib.sha256(f"record-{n}".encode()).digest(),
+        hospital=hospital,
+        total=total,
+    )
+
+
+class World:
+    """A deployed ledger with a registered hospital and an anchored log of invoices."""
+
+    def __init__(self, session: LedgerSession, leaves: list[InvoiceLeaf]) -> None:
+        self.s = session
+        self.ledger: Ledger = session.ledger
+        self.admin = session.authority
+        self.seq = session.sequencer
+        self.basic = session.payers["basic"]
+        self.commercial = session.payers["commercial"]
+        self.hospital_key: LocalAccount = Account.create()
+        self.stranger: LocalAccount = Account.create()
+        self.ledger.register_hospital(
+            self.admin, HOSPITAL, HospitalLevel.TERTIARY, self.hospital_key.address, T0
+        )
+        self.leaves = leaves
+        self.entries = [leaf.entry() for leaf in leaves]
+        self.size = len(leaves)
+        self.ledger.anchor_checkpoint(
+            self.seq, Checkpoint(self.size, merkle.root_hash(self.entries))
+        )
+        self.block = session.backend.block_number()
+
+    def settlement(
+        self,
+        i: int,
+        amount: int,
+        leaf: InvoiceLeaf | None = None,
+        proof: list[bytes] | None = None,
+        index: int | None = None,
+    ) -> Settlement:
+        return Settlement(
+            leaf or self.leaves[i],
+            i if index is None else index,
+            tuple(merkle.inclusion_proof(self.entries, i) if proof is None else proof),
+            amount,
+        )
+
+    def new_events(self, name: str | None = None) -> list[Any]:
+        return self.ledger.events(self.block + 1, name=name)
+
+    def void(
+        self,
+        i: int,
+        signer: LocalAccount | None = None,
+        relayer: LocalAccount | None = None,
+        red: bytes = b"\x07" * 32,
+        signature: bytes | None = None,
+    ) -> Any:
+        leaf = self.leaves[i]
+        sig = signature or self.ledger.sign_void(signer or self.hospital_key, leaf.invoice_id, red)
+        return self.ledger.void_invoice(
+            relayer or self.seq,
+            self.size,
+            leaf,
+            i,
+            merkle.inclusion_proof(self.entries, i),
+            red,
+            sig,
+        )
+
+
+@pytest.fixture
+def world(session: LedgerSession) -> World:
+    return World(session, [invoice(n, total=10_000 + n) for n in range(7)])
+
+
+def expect_revert(
+    error: type[errors.ContractRevert], fn: Callable[[], Any], **fields: Any
+) -> errors.ContractRevert:
+    with pytest.raises(error) as info:
+        fn()
+    for name, value in fields.items():
+        assert getattr(info.value, name) == value, name
+    return info.value
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "role", "args"),
+    [
+        ("registerHospital", Role.ADMIN, (b"X".ljust(32, b"\0"), 1, "0x" + "11" * 20, 0)),
+        ("rotateHospitalKey", Role.ADMIN, (b"X".ljust(32, b"\0"), "0x" + "11" * 20, 5)),
+        ("revokeHospitalKey", Role.ADMIN, (b"X".ljust(32, b"\0"), 0, 5)),
+        ("grantRole", Role.ADMIN, (role_id(Role.PAYER), "0x" + "11" * 20)),
+        ("anchorCheckpoint", Role.SEQUENCER, (99, b"\x01" * 32)),
+        ("lockInvoice", Role.PAYER, (b"\x01" * 32,)),
+        ("releaseInvoice", Role.PAYER, (b"\x01" * 32,)),
+        ("settleBatch", Role.PAYER, (7, [])),
+    ],
+)
+def test_functions_refuse_accounts_without_their_role(
+    world: World, function: str, role: Role, args: tuple[Any, ...]
+) -> None:
+    # The sequencer holds SEQUENCER only and a payer PAYER only: each is a stranger elsewhere.
+    for sender in (world.stranger, world.basic if role is not Role.PAYER else world.seq):
+        expect_revert(
+            errors.Unauthorized,
+            lambda s=sender: world.ledger.transact(s, function, *args),
+            account=sender.address,
+            role=role_id(role),
+        )
+    assert world.new_events() == []
+
+
+def test_void_relay_needs_sequencer_or_the_hospital_key(world: World) -> None:
+    expect_revert(
+        errors.UnauthorizedRelayer,
+        lambda: world.void(0, relayer=world.stranger),
+        caller=world.stranger.address,
+    )
+    assert world.new_events() == []
+    world.void(0, relayer=world.hospital_key)  # the hospital may send its own reversal
+    assert [e.name for e in world.new_events()] == ["InvoiceVoided"]
+
+
+def test_bootstrap_granted_roles(world: World) -> None:
+    ledger = world.ledger
+    assert ledger.has_role(Role.ADMIN, world.admin.address)
+    assert ledger.has_role(Role.SEQUENCER, world.seq.address)
+    assert ledger.has_role(Role.PAYER, world.basic.address)
+    assert ledger.has_role(Role.HOSPITAL, world.hospital_key.address)
+    assert not ledger.has_role(Role.ADMIN, world.seq.address)
+    assert ledger.read("payerNumber", world.basic.address)[0] > 0
+
+
+def test_admin_grants_and_revokes_auditor(world: World) -> None:
+    auditor = Account.create()
+    world.ledger.grant_role(world.admin, Role.AUDITOR, auditor.address)
+    assert world.ledger.has_role(Role.AUDITOR, auditor.address)
+    world.ledger.revoke_role(world.admin, Role.AUDITOR, auditor.address)
+    assert not world.ledger.has_role(Role.AUDITOR, auditor.address)
+    events = world.new_events()
+    assert [e.name for e in events] == ["RoleGranted", "RoleRevoked"]
+    assert events[0].args == {
+        "role": role_id(Role.AUDITOR),
+        "account": auditor.address,
+        "sender": world.admin.address,
+    }
+
+
+# -- hospital registry ------------------------------------------------------------------------
+
+
+def test_register_hospital_emits_and_reads_back(world: World) -> None:
+    key = Account.create()
+    world.ledger.register_hospital(world.admin, "H2", HospitalLevel.TOWNSHIP, key.address, T0)
+    (event,) = world.new_events("HospitalRegistered")
+    assert event.args == {
+        "hospital": b"H2".ljust(32, b"\0"),
+        "level": 0,
+        "signer": key.address,
+        "valid_from": int(T0.timestamp()),
+    }
+    hospital = world.ledger.hospital("H2")
+    assert hospital is not None
+    assert hospital.level is HospitalLevel.TOWNSHIP
+    assert [k.signer for k in hospital.keys] == [key.address]
+    assert world.ledger.hospital("NOPE") is None
+
+
+@pytest.mark.parametrize(
+    ("code", "level", "signer", "error", "fields"),
+    [
+        (
+            HOSPITAL,
+            1,
+            "0x" + "22" * 20,
+            errors.HospitalAlreadyRegistered,
+            {"hospital": HOSPITAL.encode().ljust(32, b"\0")},
+        ),
+        ("H9", 4, "0x" + "22" * 20, errors.InvalidLevel, {"level": 4}),
+        ("H9", 1, "0x" + "00" * 20, errors.InvalidSigner, {"signer": "0x" + "00" * 20}),
+    ],
+)
+def test_register_hospital_refusals(
+    world: World,
+    code: str,
+    level: int,
+    signer: str,
+    error: type[errors.ContractRevert],
+    fields: dict[str, Any],
+) -> None:
+    expect_revert(
+        error,
+        lambda: world.ledger.transact(
+            world.admin, "registerHospital", code.encode().ljust(32, b"\0"), level, signer, 0
+        ),
+        **fields,
+    )
+    assert world.new_events() == []
+
+
+def test_rotation_closes_the_old_key_at_the_new_valid_from(world: World) -> None:
+    new_key = Account.create()
+    t1 = T0 + timedelta(days=30)
+    world.ledger.rotate_hospital_key(world.admin, HOSPITAL, new_key.address, t1)
+    (event,) = world.new_events("HospitalKeyRotated")
+    assert event.args["key_index"] == 1 and event.args["signer"] == new_key.address
+    old = world.hospital_key.address
+    valid = world.ledger.is_key_valid_at
+    assert valid(HOSPITAL, old, t1 - timedelta(seconds=1))
+    assert not valid(HOSPITAL, old, t1)
+    assert valid(HOSPITAL, new_key.address, t1)
+    assert not valid(HOSPITAL, new_key.address, t1 - timedelta(seconds=1))
+    assert not valid(HOSPITAL, old, T0 - timedelta(seconds=1))
+    hospital = world.ledger.hospital(HOSPITAL)
+    assert hospital is not None and hospital.keys[0].revoked_at == t1
+
+
+def test_rotation_refusals(world: World) -> None:
+    expect_revert(
+        errors.KeyNotNewer,
+        lambda: world.ledger.rotate_hospital_key(
+            world.admin, HOSPITAL, Account.create().address, T0
+        ),
+        valid_from=int(T0.timestamp()),
+    )
+    expect_revert(
+        errors.UnknownHospital,
+        lambda: world.ledger.rotate_hospital_key(world.admin, "H404", Account.create().address, T0),
+        hospital=b"H404".ljust(32, b"\0"),
+    )
+    expect_revert(
+        errors.InvalidSigner,
+        lambda: world.ledger.rotate_hospital_key(
+            world.admin, HOSPITAL, "0x" + "00" * 20, T0 + timedelta(days=1)
+        ),
+    )
+    assert world.new_events() == []
+
+
+def test_revocation_is_backdatable_but_not_before_valid_from(world: World) -> None:
+    t_compromise = T0 + timedelta(days=3)
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, t_compromise)
+    (event,) = world.new_events("HospitalKeyRevoked")
+    assert event.args["revoked_at"] == int(t_compromise.timestamp())
+    key = world.hospital_key.address
+    assert world.ledger.is_key_valid_at(HOSPITAL, key, t_compromise - timedelta(seconds=1))
+    assert not world.ledger.is_key_valid_at(HOSPITAL, key, t_compromise)
+    assert not world.ledger.has_role(Role.HOSPITAL, key)
+    expect_revert(
+        errors.InvalidRevocationTime,
+        lambda: world.ledger.revoke_hospital_key(
+            world.admin, HOSPITAL, 0, T0 - timedelta(seconds=1)
+        ),
+        key_index=0,
+    )
+    expect_revert(
+        errors.UnknownKey,
+        lambda: world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 5, T0),
+        key_index=5,
+    )
+    expect_revert(
+        errors.UnknownHospital, lambda: world.ledger.revoke_hospital_key(world.admin, "H404", 0, T0)
+    )
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def test_checkpoints_only_grow_and_stay_readable(world: World) -> None:
+    first = Checkpoint(world.size, merkle.root_hash(world.entries))
+    assert world.ledger.latest_checkpoint() == first
+    more = [*world.entries, invoice(100).entry()]
+    second = Checkpoint(len(more), merkle.root_hash(more))
+    world.ledger.anchor_checkpoint(world.seq, second)
+    (event,) = world.new_events("CheckpointAnchored")
+    assert event.args == {"size": second.size, "root": second.root}
+    assert world.ledger.checkpoint(first.size) == first
+    assert world.ledger.checkpoint(second.size) == second
+    assert world.ledger.latest_checkpoint() == second
+    assert world.ledger.checkpoint(3) is None
+    for size in (second.size, first.size, 1):
+        expect_revert(
+            errors.CheckpointNotGrowing,
+            lambda s=size: world.ledger.anchor_checkpoint(world.seq, Checkpoint(s, b"\x02" * 32)),
+            size=size,
+            latest_size=second.size,
+        )
+    assert len(world.new_events()) == 1
+
+
+# -- settlement -------------------------------------------------------------------------------
+
+
+def test_settle_batch_pays_and_emits(world: World) -> None:
+    receipt = world.ledger.settle_batch(
+        world.basic, world.size, [world.settlement(0, 4_000), world.settlement(3, 10_003)]
+    )
+    assert receipt.status
+    events = world.new_events("InvoiceSettled")
+    assert [(e.args["invoice_id"], e.args["amount"], e.args["paid_total"]) for e in events] == [
+        (world.leaves[0].invoice_id, 4_000, 4_000),
+        (world.leaves[3].invoice_id, 10_003, 10_003),
+    ]
+    assert all(e.args["payer"] == world.basic.address for e in events)
+    state = world.ledger.claim_state(world.leaves[0].invoice_id)
+    assert (state.paid, state.voided, state.locked_by) == (4_000, False, None)
+    assert state.record_tag == world.leaves[0].record_hash[:19]
+
+
+def test_cumulative_cap_across_payers_stops_double_dipping(world: World) -> None:
+    leaf = world.leaves[2]  # total 10_002
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(2, 7_000)])
+    world.ledger.settle_batch(world.commercial, world.size, [world.settlement(2, 3_002)])
+    expect_revert(
+        errors.PaidAboveTotal,
+        lambda: world.ledger.settle_batch(world.commercial, world.size, [world.settlement(2, 1)]),
+        invoice_id=leaf.invoice_id,
+        paid=10_002,
+        amount=1,
+        total=10_002,
+    )
+    expect_revert(
+        errors.PaidAboveTotal,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [world.settlement(2, 1)]),
+    )
+    assert world.ledger.claim_state(leaf.invoice_id).paid == 10_002
+
+
+def test_batch_is_all_or_nothing(world: World) -> None:
+    good = [world.settlement(i, 100) for i in range(3)]
+    bad = world.settlement(4, 10**6)
+    expect_revert(
+        errors.PaidAboveTotal,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [*good, bad]),
+        invoice_id=world.leaves[4].invoice_id,
+    )
+    assert all(world.ledger.claim_state(leaf.invoice_id).paid == 0 for leaf in world.leaves)
+    assert world.new_events() == []
+
+
+def _tampered_settlements(world: World) -> dict[str, Settlement]:
+    proof = merkle.inclusion_proof(world.entries, 1)
+    flipped = [bytes([proof[0][0] ^ 1]) + proof[0][1:], *proof[1:]]
+    leaf = world.leaves[1]
+    return {
+        "flipped proof bit": world.settlement(1, 10, proof=flipped),
+        "dropped proof element": world.settlement(1, 10, proof=proof[:-1]),
+        "extra proof element": world.settlement(1, 10, proof=[*proof, b"\x00" * 32]),
+        "wrong leaf index": world.settlement(1, 10, index=2),
+        "index beyond size": world.settlement(1, 10, index=world.size),
+        "inflated total": world.settlement(
+            1,
+            10,
+            leaf=InvoiceLeaf(leaf.invoice_id, leaf.record_hash, leaf.hospital, leaf.total * 10),
+        ),
+        "other hospital": world.settlement(
+            1, 10, leaf=InvoiceLeaf(leaf.invoice_id, leaf.record_hash, "H9", leaf.total)
+        ),
+        "other record hash": world.settlement(
+            1, 10, leaf=InvoiceLeaf(leaf.invoice_id, b"\x05" * 32, leaf.hospital, leaf.total)
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        "flipped proof bit",
+        "dropped proof element",
+        "extra proof element",
+        "wrong leaf index",
+        "index beyond size",
+        "inflated total",
+        "other hospital",
+        "other record hash",
+    ],
+)
+def test_settlement_with_tampered_proof_or_leaf_is_refused(world: World, tampering: str) -> None:
+    settlement = _tampered_settlements(world)[tampering]
+    expect_revert(
+        errors.InvalidInclusionProof,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [settlement]),
+        invoice_id=world.leaves[1].invoice_id,
+        checkpoint_size=world.size,
+    )
+    assert world.new_events() == []
+
+
+def test_settlement_refusals(world: World) -> None:
+    settle = world.ledger.settle_batch
+    expect_revert(
+        errors.UnknownCheckpoint, lambda: settle(world.basic, 3, [world.settlement(0, 1)]), size=3
+    )
+    expect_revert(
+        errors.UnknownCheckpoint, lambda: settle(world.basic, 0, [world.settlement(0, 1)]), size=0
+    )
+    expect_revert(errors.EmptyBatch, lambda: settle(world.basic, world.size, []))
+    expect_revert(
+        errors.ZeroAmount,
+        lambda: settle(world.basic, world.size, [world.settlement(0, 0)]),
+        invoice_id=world.leaves[0].invoice_id,
+    )
+    assert world.new_events() == []
+
+
+def test_same_invoice_id_with_another_record_cannot_be_paid_twice(world: World) -> None:
+    # A log holding two leaves for one invoice id (a faulty or malicious sequencer): the first
+    # payment binds the record hash; the other leaf is refused, so its total cannot be used.
+    original = world.leaves[0]
+    twin = InvoiceLeaf(original.invoice_id, b"\x09" * 32, original.hospital, original.total * 5)
+    entries = [*world.entries, twin.entry()]
+    world.ledger.anchor_checkpoint(world.seq, Checkpoint(len(entries), merkle.root_hash(entries)))
+    size = len(entries)
+    world.ledger.settle_batch(
+        world.basic,
+        size,
+        [Settlement(original, 0, tuple(merkle.inclusion_proof(entries, 0)), original.total)],
+    )
+    expect_revert(
+        errors.RecordMismatch,
+        lambda: world.ledger.settle_batch(
+            world.commercial,
+            size,
+            [Settlement(twin, size - 1, tuple(merkle.inclusion_proof(entries, size - 1)), 1)],
+        ),
+        invoice_id=original.invoice_id,
+        bound_tag=original.record_hash[:19],
+        given_tag=twin.record_hash[:19],
+    )
+
+
+# -- locks ------------------------------------------------------------------------------------
+
+
+def test_lock_blocks_other_payers_until_released(world: World) -> None:
+    invoice_id = world.leaves[5].invoice_id
+    world.ledger.lock_invoice(world.basic, invoice_id)
+    assert world.ledger.claim_state(invoice_id).locked_by == world.basic.address
+    (event,) = world.new_events("InvoiceLocked")
+    assert event.args == {"invoice_id": invoice_id, "payer": world.basic.address}
+    expect_revert(
+        errors.InvoiceLocked,
+        lambda: world.ledger.settle_batch(world.commercial, world.size, [world.settlement(5, 1)]),
+        invoice_id=invoice_id,
+        locked_by=world.basic.address,
+    )
+    expect_revert(
+        errors.InvoiceLocked,
+        lambda: world.ledger.lock_invoice(world.commercial, invoice_id),
+        locked_by=world.basic.address,
+    )
+    expect_revert(
+        errors.InvoiceNotLocked,
+        lambda: world.ledger.release_invoice(world.commercial, invoice_id),
+        invoice_id=invoice_id,
+        caller=world.commercial.address,
+    )
+    world.ledger.release_invoice(world.basic, invoice_id)
+    assert [e.name for e in world.new_events()] == ["InvoiceLocked", "InvoiceReleased"]
+    world.ledger.settle_batch(world.commercial, world.size, [world.settlement(5, 1)])
+
+
+def test_settlement_by_the_lock_holder_releases_the_lock(world: World) -> None:
+    invoice_id = world.leaves[5].invoice_id
+    world.ledger.lock_invoice(world.basic, invoice_id)
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(5, 5)])
+    assert world.ledger.claim_state(invoice_id).locked_by is None
+    expect_revert(
+        errors.InvoiceNotLocked, lambda: world.ledger.release_invoice(world.basic, invoice_id)
+    )
+
+
+# -- red-letter reversal ----------------------------------------------------------------------
+
+
+def test_void_by_the_hospital_signature(world: World) -> None:
+    red = b"\x0a" * 32
+    world.void(1, red=red)
+    (event,) = world.new_events("InvoiceVoided")
+    assert event.args == {
+        "invoice_id": world.leaves[1].invoice_id,
+        "red_invoice_id": red,
+        "hospital": HOSPITAL.encode().ljust(32, b"\0"),
+    }
+    assert world.ledger.claim_state(world.leaves[1].invoice_id).voided
+    expect_revert(
+        errors.InvoiceVoided,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [world.settlement(1, 1)]),
+        invoice_id=world.leaves[1].invoice_id,
+    )
+    expect_revert(
+        errors.InvoiceVoided,
+        lambda: world.ledger.lock_invoice(world.basic, world.leaves[1].invoice_id),
+    )
+    expect_revert(errors.InvoiceVoided, lambda: world.void(1))
+
+
+def test_void_refused_once_anything_was_paid(world: World) -> None:
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(2, 1)])
+    expect_revert(
+        errors.InvoiceAlreadyPaid,
+        lambda: world.void(2),
+        invoice_id=world.leaves[2].invoice_id,
+        paid=1,
+    )
+    assert not world.ledger.claim_state(world.leaves[2].invoice_id).voided
+
+
+def test_void_signature_must_be_a_current_key_of_the_issuing_hospital(world: World) -> None:
+    leaf = world.leaves[3]
+    hospital_b32 = HOSPITAL.encode().ljust(32, b"\0")
+    impostor = Account.create()
+    expect_revert(
+        errors.InvalidVoidSignature,
+        lambda: world.void(3, signer=impostor),
+        invoice_id=leaf.invoice_id,
+        hospital=hospital_b32,
+        signer=impostor.address,
+    )
+    # Another registered hospital's key does not void this hospital's invoice.
+    other = Account.create()
+    world.ledger.register_hospital(world.admin, "H2", HospitalLevel.PRIMARY, other.address, T0)
+    expect_revert(errors.InvalidVoidSignature, lambda: world.void(3, signer=other))
+    # Garbage signature.
+    expect_revert(errors.InvalidVoidSignature, lambda: world.void(3, signature=b"\x01" * 65))
+    # A revoked key no longer voids.
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=1))
+    expect_revert(
+        errors.InvalidVoidSignature, lambda: world.void(3), signer=world.hospital_key.address
+    )
+    assert world.new_events("InvoiceVoided") == []
+
+
+def test_void_signature_is_bound_to_invoice_chain_and_contract(world: World) -> None:
+    leaf = world.leaves[4]
+    ledger = world.ledger
+    red = b"\x0b" * 32
+
+    def sign(domain_change: dict[str, Any], invoice_id: bytes = leaf.invoice_id) -> bytes:
+        from eth_account.messages import encode_typed_data
+
+        data = ledger.void_typed_data(invoice_id, red)
+        data["domain"] = {**data["domain"], **domain_change}
+        return bytes(
+            Account.sign_message(
+                encode_typed_data(full_message=data), world.hospital_key.key
+            ).signature
+        )
+
+    for replayed in (
+        sign({"chainId": 1}),
+        sign({"verifyingContract": "0x" + "12" * 20}),
+        sign({}, invoice_id=world.leaves[5].invoice_id),
+        sign({"version": "2"}),
+    ):
+        expect_revert(
+            errors.InvalidVoidSignature, lambda s=replayed: world.void(4, red=red, signature=s)
+        )
+    world.void(4, red=red, signature=sign({}))
+    assert ledger.claim_state(leaf.invoice_id).voided
+
+
+def test_void_needs_a_proven_leaf(world: World) -> None:
+    leaf = world.leaves[0]
+    sig = world.ledger.sign_void(world.hospital_key, leaf.invoice_id, b"\x01" * 32)
+    bad_proof = merkle.inclusion_proof(world.entries, 1)
+    expect_revert(
+        errors.InvalidInclusionProof,
+        lambda: world.ledger.void_invoice(
+            world.seq, world.size, leaf, 0, bad_proof, b"\x01" * 32, sig
+        ),
+    )
+    expect_revert(
+        errors.UnknownCheckpoint,
+        lambda: world.ledger.void_invoice(
+            world.seq, 99, leaf, 0, merkle.inclusion_proof(world.entries, 0), b"\x01" * 32, sig
+        ),
+    )
