@@ -440,17 +440,48 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         bytes32[] calldata proof,
         uint64 size,
         bytes32 root
-    ) private pure {
-        bytes32 leafHash = sha256(abi.encodePacked(bytes1(0x00), leaf.invoiceId, leaf.recordHash, leaf.hospital, leaf.total));
-        if (!_verifyInclusion(leafHash, leafIndex, size, proof, root)) {
+    ) private view {
+        if (!_verifyInclusion(_leafHash(leaf), leafIndex, size, proof, root)) {
             revert LedgerInvalidInclusionProof(leaf.invoiceId, leafIndex, size);
+        }
+    }
+
+    /// @dev RFC 9162 leaf hash SHA-256(0x00 || invoiceId || recordHash || hospital || total)
+    /// through the precompile, in memory past the free pointer: abi.encodePacked would grow
+    /// memory on every call, and memory cost is quadratic over a batch.
+    function _leafHash(InvoiceLeaf calldata leaf) private view returns (bytes32 h) {
+        bytes32 invoiceId = leaf.invoiceId;
+        bytes32 recordHash = leaf.recordHash;
+        bytes32 hospital = leaf.hospital;
+        uint64 total = leaf.total;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x00)
+            mstore(add(ptr, 1), invoiceId)
+            mstore(add(ptr, 33), recordHash)
+            mstore(add(ptr, 65), hospital)
+            mstore(add(ptr, 97), shl(192, total))
+            if iszero(staticcall(gas(), 0x02, ptr, 105, 0x00, 0x20)) { revert(0, 0) }
+            h := mload(0x00)
+        }
+    }
+
+    /// @dev RFC 9162 node hash SHA-256(0x01 || left || right), as {_leafHash}.
+    function _nodeHash(bytes32 left, bytes32 right) private view returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x01)
+            mstore(add(ptr, 1), left)
+            mstore(add(ptr, 33), right)
+            if iszero(staticcall(gas(), 0x02, ptr, 65, 0x00, 0x20)) { revert(0, 0) }
+            h := mload(0x00)
         }
     }
 
     /// @dev RFC 9162 section 2.1.3.2, with the SHA-256 precompile.
     function _verifyInclusion(bytes32 leafHash, uint256 index, uint256 size, bytes32[] calldata proof, bytes32 root)
         private
-        pure
+        view
         returns (bool)
     {
         if (index >= size) return false;
@@ -460,7 +491,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         for (uint256 i = 0; i < proof.length; ++i) {
             if (sn == 0) return false;
             if (fn & 1 == 1 || fn == sn) {
-                r = sha256(abi.encodePacked(bytes1(0x01), proof[i], r));
+                r = _nodeHash(proof[i], r);
                 if (fn & 1 == 0) {
                     while (fn & 1 == 0 && fn != 0) {
                         fn >>= 1;
@@ -468,7 +499,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
                     }
                 }
             } else {
-                r = sha256(abi.encodePacked(bytes1(0x01), r, proof[i]));
+                r = _nodeHash(r, proof[i]);
             }
             fn >>= 1;
             sn >>= 1;
