@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from chain.log import MerkleLog
-
 from api.settings import Settings
 from chain.factory import LedgerSession, open_ledger
+from chain.log import MerkleLog
 from chain.sequencer import Sequencer
 
 

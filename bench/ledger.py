@@ -19,7 +19,7 @@ from chain import merkle
 from chain.factory import LedgerConfig, open_ledger
 from chain.log import MerkleLog
 from chain.model import InvoiceLeaf
-from chain.sequencer import Sequencer
+from chain.sequencer import Sequencer, SettlementRequest
 
 DEFAULT_BATCH = 1024
 
@@ -37,8 +37,9 @@ def _percentile(samples: list[float], q: float) -> float:
 def run(leaves: int = 1_000_000) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        config = LedgerConfig(data_dir=Path(tmp), keystore_password="bench", kdf_iterations=2,
-                              payers=("basic",))
+        config = LedgerConfig(
+            data_dir=Path(tmp), keystore_password="bench", kdf_iterations=2, payers=("basic",)
+        )
         session = open_ledger(config)
         log = MerkleLog(Path(tmp) / "log.sqlite")
         sequencer = Sequencer(log, session.ledger, session.sequencer, batch_size=DEFAULT_BATCH)
@@ -67,8 +68,9 @@ def run(leaves: int = 1_000_000) -> dict[str, Any]:
             t = time.perf_counter()
             proof = log.inclusion_proof(i, size)
             incl.append(time.perf_counter() - t)
-            merkle.verify_inclusion(merkle.leaf_hash(all_leaves[i].entry()), i, size, proof,
-                                    log.root(size))
+            merkle.verify_inclusion(
+                merkle.leaf_hash(all_leaves[i].entry()), i, size, proof, log.root(size)
+            )
             old = rng.randrange(1, size)
             t = time.perf_counter()
             log.consistency_proof(old, size)
@@ -79,13 +81,16 @@ def run(leaves: int = 1_000_000) -> dict[str, Any]:
         out["consistency_proof_ms_p99"] = round(_percentile(cons, 0.99) * 1000, 3)
 
         payer = session.payers["basic"]
+        anchored = sequencer.anchored()
+        assert anchored is not None
         chosen = rng.sample(range(size), 601)
         offset = 0
         for batch in (1, 100, 500):
             settlements = []
-            for i in chosen[offset:offset + batch]:
-                settlements.append(sequencer._settlement(  # noqa: SLF001 - bench reuses it
-                    _request(all_leaves[i]), sequencer.anchored()))  # type: ignore[arg-type]
+            for i in chosen[offset : offset + batch]:
+                settlements.append(
+                    sequencer.prove(SettlementRequest("bench", all_leaves[i], 1), anchored)
+                )
             offset += batch
             t = time.perf_counter()
             receipt = session.ledger.settle_batch(payer, size, settlements)
@@ -97,9 +102,3 @@ def run(leaves: int = 1_000_000) -> dict[str, Any]:
         log.close()
         session.close()
     return out
-
-
-def _request(leaf: InvoiceLeaf) -> Any:
-    from chain.sequencer import SettlementRequest
-
-    return SettlementRequest("bench", leaf, 1)

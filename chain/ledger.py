@@ -19,7 +19,7 @@ from eth_utils.crypto import keccak
 
 from chain.abi import ContractCodec, Event
 from chain.backend import Backend, CallReverted, Receipt
-from chain.errors import LedgerConfigError, LedgerError, TransactionFailed
+from chain.errors import LedgerConfigError, TransactionFailed
 from chain.model import (
     ZERO_ADDRESS,
     Checkpoint,
@@ -106,9 +106,12 @@ class Ledger:
         return self.transact_many([Call(sender, function, args)])[0]
 
     def transact_many(self, calls: Sequence[Call]) -> list[Receipt]:
-        """Sends calls in order (one block on the embedded ledger).
+        """Sends independent calls together (one block on the embedded ledger).
 
-        Raises the typed error of the first call that reverted, after all were sent.
+        Each call is first executed against the current state; if one would revert, nothing is
+        sent and its typed error is raised. The calls must not depend on each other, since each
+        is checked without the others' effects. A call that still reverts once mined (the state
+        moved in between) raises its error after the rest landed.
         """
         items = [
             (c.sender, self.address, self.codec.encode_call(c.function, *c.args)) for c in calls
@@ -123,33 +126,38 @@ class Ledger:
 
     def _send(self, items: Sequence[tuple[LocalAccount, str | None, bytes]]) -> list[Receipt]:
         with self._lock:
-            fees = self.backend.fee_params()
-            raw = []
-            for sender, to, data in items:
-                estimate = None
-                if self.backend.needs_gas_estimate:
-                    try:
-                        estimate = self.backend.estimate_gas(sender.address, to, data)
-                    except CallReverted as exc:
-                        raise self.codec.decode_revert(exc.data) from None
-                tx: dict[str, Any] = {
-                    "type": 2,
-                    "chainId": self.backend.chain_id,
-                    "nonce": self._next_nonce(sender.address),
-                    "gas": self.backend.gas_limit_for(estimate),
-                    "maxFeePerGas": fees.max_fee_per_gas,
-                    "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-                    "value": 0,
-                    "data": data,
-                }
-                if to is not None:
-                    tx["to"] = to
-                raw.append(bytes(sender.sign_transaction(tx).raw_transaction))
             try:
-                return self.backend.send_raw_transactions(raw)
-            except LedgerError:
+                return self.backend.send_raw_transactions(self._sign_all(items))
+            except BaseException:
+                # Nonces handed out for transactions that were never mined must be reused:
+                # ask the node again next time.
                 self._nonces.clear()
                 raise
+
+    def _sign_all(self, items: Sequence[tuple[LocalAccount, str | None, bytes]]) -> list[bytes]:
+        fees = self.backend.fee_params()
+        raw = []
+        for sender, to, data in items:
+            estimate = None
+            if self.backend.needs_gas_estimate or len(items) > 1:
+                try:
+                    estimate = self.backend.estimate_gas(sender.address, to, data)
+                except CallReverted as exc:
+                    raise self.codec.decode_revert(exc.data) from None
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": self.backend.chain_id,
+                "nonce": self._next_nonce(sender.address),
+                "gas": self.backend.gas_limit_for(estimate),
+                "maxFeePerGas": fees.max_fee_per_gas,
+                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+                "value": 0,
+                "data": data,
+            }
+            if to is not None:
+                tx["to"] = to
+            raw.append(bytes(sender.sign_transaction(tx).raw_transaction))
+        return raw
 
     def _next_nonce(self, address: str) -> int:
         nonce = self._nonces.get(address)

@@ -199,7 +199,7 @@ class Sequencer:
     ) -> list[SettlementOutcome]:
         refused: list[SettlementOutcome] = []
         while batch:
-            settlements = [self._settlement(r, checkpoint) for r in batch]
+            settlements = [self.prove(r, checkpoint) for r in batch]
             try:
                 receipt = self.ledger.settle_batch(payer, checkpoint.size, settlements)
             except ContractRevert as error:
@@ -212,7 +212,8 @@ class Sequencer:
             return [SettlementOutcome(r, receipt=receipt) for r in batch] + refused
         return refused
 
-    def _settlement(self, request: SettlementRequest, checkpoint: Checkpoint) -> Settlement:
+    def prove(self, request: SettlementRequest, checkpoint: Checkpoint) -> Settlement:
+        """The settlement of a request with its inclusion proof against ``checkpoint``."""
         index = self.log.index_of(request.leaf.invoice_id)
         assert index is not None
         proof = tuple(self.log.inclusion_proof(index, checkpoint.size))

@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from chain.log import MerkleLog
 
 from chain import errors
 from chain.factory import LedgerSession
+from chain.log import MerkleLog
 from chain.model import Checkpoint, InvoiceLeaf
 from chain.sequencer import LogDiverged, Sequencer, SettlementRequest
 
