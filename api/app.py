@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import checkpoints, health
+from api import errors
+from api.routes import checkpoints, health, invoices, ledger
 from api.services import Services, open_services
 from api.settings import Settings
 
@@ -20,26 +21,32 @@ def _anchor_loop(services: Services, stop: threading.Event) -> None:
     while not stop.wait(0.2):
         try:
             with services.lock:
-                checkpoint = services.sequencer.anchor_if_due()
-            if checkpoint is not None:
-                log.info("anchored checkpoint size=%d", checkpoint.size)
+                appended = services.anchoring.run_once()
+            if appended:
+                log.info("appended %d invoices to the log", appended)
         except Exception:  # keep the loop alive; the next round retries
             log.exception("anchoring failed")
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, services: Services | None = None, background: bool = True
+) -> FastAPI:
+    """The application; ``background`` runs the sequencer loop (tests drive it themselves)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = services or open_services(settings)
         app.state.services = opened
         stop = threading.Event()
         worker = threading.Thread(target=_anchor_loop, args=(opened, stop), daemon=True)
-        worker.start()
+        if background:
+            worker.start()
         try:
             yield
         finally:
             stop.set()
-            worker.join(timeout=5)
+            if background:
+                worker.join(timeout=5)
             opened.close()
 
     app = FastAPI(
@@ -48,6 +55,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description="Medical e-invoice ledger: anchored invoices, proofs and checkpoints.",
         lifespan=lifespan,
     )
+    errors.install(app)
     app.include_router(health.router)
-    app.include_router(checkpoints.router, prefix="/api/v1")
+    for module in (invoices, checkpoints, ledger):
+        app.include_router(module.router, prefix="/api/v1")
     return app

@@ -5,29 +5,53 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.anchoring import AnchorService
+from api.crypto import PersonalData
+from api.db.session import make_engine, session_factory, upgrade
+from api.ingest import IngestService
+from api.registry import RegistryCache
 from api.settings import Settings
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
+from verifier.canonical import Domain
 
 
 @dataclass
 class Services:
-    """Ledger session, invoice log and sequencer; ``lock`` serialises ledger access (py-evm
-    and the log connection are used from one thread at a time)."""
+    """Database, ledger session, invoice log, sequencer and the services built on them.
+
+    ``lock`` serialises ledger and log access: py-evm and the log's connection are used from
+    one thread at a time.
+    """
 
     settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
     session: LedgerSession
     log: MerkleLog
     sequencer: Sequencer
+    registry: RegistryCache
+    ingest: IngestService
+    anchoring: AnchorService
+    domain: Domain
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def close(self) -> None:
+        self.ingest.close()
         self.log.close()
         self.session.close()
+        self.engine.dispose()
 
 
 def open_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    sessions = session_factory(engine)
     session = open_ledger(settings.ledger_config())
     merkle_log = MerkleLog(settings.data_dir / "ledger" / "log.sqlite")
     sequencer = Sequencer(
@@ -38,4 +62,23 @@ def open_services(settings: Settings) -> Services:
         interval_ms=settings.anchor_interval_ms,
         settle_batch_size=settings.settle_batch_size,
     )
-    return Services(settings, session, merkle_log, sequencer)
+    registry = RegistryCache(session.ledger)
+    domain = Domain(session.backend.chain_id, session.ledger.address)
+    personal = PersonalData(
+        settings.hmac_key.get_secret_value().encode(),
+        bytes.fromhex(settings.encryption_key.get_secret_value()),
+    )
+    ingest = IngestService(sessions, registry, domain, personal)
+    anchoring = AnchorService(sessions, sequencer)
+    return Services(
+        settings,
+        engine,
+        sessions,
+        session,
+        merkle_log,
+        sequencer,
+        registry,
+        ingest,
+        anchoring,
+        domain,
+    )

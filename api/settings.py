@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from chain.factory import LedgerConfig
 
 DEV_PASSWORD = "zeroclaim-development-only"
+# Development-only secrets; production must set its own (refused below).
+DEV_HMAC_KEY = "dev-hmac-key-0123456789abcdef0123456789abcdef"
+DEV_ENCRYPTION_KEY = "00" * 32
 
 
 class Settings(BaseSettings):
@@ -32,18 +35,38 @@ class Settings(BaseSettings):
     keystore_password: SecretStr = SecretStr(DEV_PASSWORD)
     payers: tuple[str, ...] = ("basic", "critical", "assistance", "commercial")
 
+    database_url: str | None = Field(None, description="default: SQLite in data_dir")
+    hmac_key: SecretStr = SecretStr(DEV_HMAC_KEY)
+    encryption_key: SecretStr = Field(
+        SecretStr(DEV_ENCRYPTION_KEY), description="64 hex digits: AES-256-GCM key"
+    )
+
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
-        unsafe_password = self.keystore_password.get_secret_value() in ("", DEV_PASSWORD)
-        if self.environment != "development" and unsafe_password:
-            raise ValueError("set ZEROCLAIM_KEYSTORE_PASSWORD outside development")
+        if self.environment != "development":
+            defaults = {
+                "ZEROCLAIM_KEYSTORE_PASSWORD": self.keystore_password.get_secret_value()
+                in ("", DEV_PASSWORD),
+                "ZEROCLAIM_HMAC_KEY": self.hmac_key.get_secret_value() == DEV_HMAC_KEY,
+                "ZEROCLAIM_ENCRYPTION_KEY": self.encryption_key.get_secret_value()
+                == DEV_ENCRYPTION_KEY,
+            }
+            unsafe = [name for name, is_default in defaults.items() if is_default]
+            if unsafe:
+                raise ValueError(f"set {', '.join(unsafe)} outside development")
+        if len(bytes.fromhex(self.encryption_key.get_secret_value())) != 32:
+            raise ValueError("ZEROCLAIM_ENCRYPTION_KEY must be 64 hex digits (32 bytes)")
         if self.ledger_backend == "rpc" and not self.rpc_url:
             raise ValueError("ZEROCLAIM_RPC_URL is required with ZEROCLAIM_LEDGER_BACKEND=rpc")
         return self
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'zeroclaim.sqlite'}"
 
     def ledger_config(self) -> LedgerConfig:
         return LedgerConfig(

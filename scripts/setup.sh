@@ -6,14 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(nodejs npm)
+# libzbar0: QR decoding (pyzbar); fonts-noto-cjk: Chinese text on printed invoices.
+APT_PACKAGES=(nodejs npm libzbar0 fonts-noto-cjk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
-# node and npm may come from outside Debian on some images; only install what is absent.
-if ((${#missing[@]})) && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+# node and npm may come from outside Debian (nvm, NodeSource): do not reinstall them then.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  keep=()
+  for pkg in "${missing[@]}"; do [[ "$pkg" == nodejs || "$pkg" == npm ]] || keep+=("$pkg"); done
+  missing=("${keep[@]}")
+fi
+if ((${#missing[@]})); then
   echo "setup: apt-get install ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
+from api.errors import ApiError
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 
@@ -51,11 +52,11 @@ def consistency(
         old_cp, new_cp = ledger.checkpoint(old), ledger.checkpoint(new)
         missing = [s for s, cp in ((old, old_cp), (new, new_cp)) if cp is None]
         if missing:
-            raise HTTPException(404, detail={"code": "checkpoint_not_found", "sizes": missing})
-        if old > new:
-            raise HTTPException(
-                422, detail={"code": "old_after_new", "message": "old must not be larger than new"}
+            raise ApiError(
+                404, "checkpoint_not_found", "no checkpoint of that size on chain", sizes=missing
             )
+        if old > new:
+            raise ApiError(422, "old_after_new", "old must not be larger than new")
         proof = services.log.consistency_proof(old, new)
     assert old_cp is not None and new_cp is not None
     return ConsistencyProofPublic(

@@ -48,7 +48,8 @@ def test_checkpoints_and_consistency_proofs_verify(client: TestClient) -> None:
     # A proof between sizes that were never anchored is refused, not invented.
     missing = client.get("/api/v1/checkpoints/consistency", params={"old": 7, "new": 120})
     assert missing.status_code == 404
-    assert missing.json()["detail"] == {"code": "checkpoint_not_found", "sizes": [7]}
+    assert missing.json()["error"]["code"] == "checkpoint_not_found"
+    assert missing.json()["error"]["sizes"] == [7]
     backwards = client.get("/api/v1/checkpoints/consistency", params={"old": 120, "new": 50})
     assert backwards.status_code == 422
 
@@ -69,7 +70,15 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         Settings(environment="production", data_dir=tmp_path)
     with pytest.raises(ValidationError, match="RPC_URL"):
         Settings(ledger_backend="rpc", data_dir=tmp_path)
+    with pytest.raises(ValidationError, match="HMAC_KEY, ZEROCLAIM_ENCRYPTION_KEY"):
+        Settings(
+            environment="production", keystore_password=SecretStr("long-secret"), data_dir=tmp_path
+        )
     ok = Settings(
-        environment="production", keystore_password=SecretStr("long-secret"), data_dir=tmp_path
+        environment="production",
+        keystore_password=SecretStr("long-secret"),
+        hmac_key=SecretStr("k" * 40),
+        encryption_key=SecretStr("ab" * 32),
+        data_dir=tmp_path,
     )
     assert ok.ledger_config().kdf_iterations is None  # production keystores use scrypt

@@ -1,0 +1,123 @@
+"""Drains the outbox into the log and the chain, and records where each invoice landed.
+
+Exactly once, across crashes: the log append is idempotent by invoice id (a leaf appended
+before a crash gets the same index again), the outbox row is marked in the same transaction
+that records the leaf index, and checkpoints are read back from the chain, so an anchor sent
+just before a crash is recorded on restart rather than sent twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import models
+from chain.ledger import Ledger
+from chain.model import Checkpoint, InvoiceLeaf
+from chain.sequencer import Sequencer
+
+
+class AnchorService:
+    """The database side of the sequencer."""
+
+    def __init__(self, sessions: sessionmaker[Session], sequencer: Sequencer) -> None:
+        self._sessions = sessions
+        self.sequencer = sequencer
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.sequencer.ledger
+
+    def drain(self, limit: int = 5000) -> int:
+        """Appends up to ``limit`` pending outbox entries to the log; returns how many."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(
+                    models.Outbox.id,
+                    models.Invoice.invoice_id,
+                    models.Invoice.record_hash,
+                    models.Invoice.hospital,
+                    models.Invoice.total,
+                )
+                .join(models.Invoice, models.Invoice.invoice_id == models.Outbox.invoice_id)
+                .where(models.Outbox.appended_at.is_(None))
+                .order_by(models.Outbox.id)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return 0
+            leaves = [InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total) for r in rows]
+            indexes = self.sequencer.append(leaves)
+            now = datetime.now(UTC)
+            session.execute(
+                update(models.Invoice),
+                [
+                    {"invoice_id": leaf.invoice_id, "leaf_index": index}
+                    for leaf, index in zip(leaves, indexes, strict=True)
+                ],
+            )
+            session.execute(update(models.Outbox), [{"id": r.id, "appended_at": now} for r in rows])
+            session.commit()
+        return len(rows)
+
+    def anchor_if_due(self, force: bool = False) -> Checkpoint | None:
+        """Anchors a checkpoint when one is due (or ``force``) and records it."""
+        checkpoint = self.sequencer.anchor() if force else self.sequencer.anchor_if_due()
+        self.sync_checkpoints()
+        return checkpoint
+
+    def run_once(self, force: bool = False) -> int:
+        """One round of the background loop: drain everything, anchor what is due."""
+        drained = 0
+        while (n := self.drain()) > 0:
+            drained += n
+            self.anchor_if_due()
+        self.anchor_if_due(force=force)
+        return drained
+
+    def sync_checkpoints(self) -> None:
+        """Records every checkpoint on chain that the database does not have yet, and marks
+        the invoices each one covers."""
+        with self._sessions() as session:
+            known = (
+                session.scalar(
+                    select(models.Checkpoint.size).order_by(models.Checkpoint.size.desc()).limit(1)
+                )
+                or 0
+            )
+            latest = self.sequencer.anchored()
+            if latest is None or latest.size <= known:
+                return
+            from_block = (
+                session.scalar(
+                    select(models.Checkpoint.block_number)
+                    .order_by(models.Checkpoint.size.desc())
+                    .limit(1)
+                )
+                or 0
+            )
+            for event in self.ledger.events(from_block, name="CheckpointAnchored"):
+                size = event.args["size"]
+                if size <= known:
+                    continue
+                session.add(
+                    models.Checkpoint(
+                        size=size,
+                        root=event.args["root"],
+                        tx_hash=event.tx_hash,
+                        block_number=event.block_number,
+                        anchored_at=datetime.fromtimestamp(
+                            self.ledger.backend.block_timestamp(event.block_number), UTC
+                        ),
+                    )
+                )
+                session.execute(
+                    update(models.Invoice)
+                    .where(
+                        models.Invoice.leaf_index < size, models.Invoice.checkpoint_size.is_(None)
+                    )
+                    .values(checkpoint_size=size)
+                )
+            session.commit()

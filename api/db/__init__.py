@@ -1,0 +1,1 @@
+"""Database: models, engine and unit of work, migrations (Alembic, in api/migrations)."""

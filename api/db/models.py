@@ -1,0 +1,172 @@
+"""Database models (SQLAlchemy 2.0): the service's indexed read model of invoices.
+
+The database is not the source of truth for what was anchored or paid: the chain is, and the
+auditor's reconciliation recomputes the log from these rows and compares it with the chain.
+Personal data: ``patient_id_hash`` is an HMAC of the ID number, ``patient_name_enc`` and
+``patient_salt_enc`` are AES-GCM ciphertexts (see ``api.crypto``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend: stored in UTC, read back as aware UTC.
+
+    SQLite has no timezone type and would hand back naive values; a naive value written here
+    is refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store timezone-aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, bytes: LargeBinary}
+
+
+class Hospital(Base):
+    """A hospital as the chain registers it, with its upload API key (hash only)."""
+
+    __tablename__ = "hospitals"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int] = mapped_column(Integer)
+    api_key_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime]
+
+
+class HospitalKey(Base):
+    """One signing key of a hospital, mirrored from the chain's registry events."""
+
+    __tablename__ = "hospital_keys"
+
+    hospital: Mapped[str] = mapped_column(ForeignKey("hospitals.code"), primary_key=True)
+    key_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signer: Mapped[str] = mapped_column(String(42), index=True)
+    valid_from: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Invoice(Base):
+    """An accepted invoice: header, signature, and where it is in the log and on chain."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("bill_code", "bill_number", name="uq_invoices_bill"),
+        Index("ix_invoices_hospital_issued", "hospital", "issued_at"),
+    )
+
+    invoice_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    bill_code: Mapped[str] = mapped_column(String(8))
+    bill_number: Mapped[str] = mapped_column(String(10))
+    check_code: Mapped[str] = mapped_column(String(6))
+    hospital: Mapped[str] = mapped_column(ForeignKey("hospitals.code"))
+    issued_at: Mapped[datetime]
+    visit_type: Mapped[str] = mapped_column(String(12))
+    admitted_on: Mapped[date | None] = mapped_column(Date)
+    discharged_on: Mapped[date | None] = mapped_column(Date)
+    department: Mapped[str] = mapped_column(String(100))
+    diagnoses: Mapped[list[str]] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(BigInteger)
+    insurance_paid: Mapped[int] = mapped_column(BigInteger)
+    patient_paid: Mapped[int] = mapped_column(BigInteger)
+    line_count: Mapped[int] = mapped_column(Integer)
+    patient_commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    patient_id_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    patient_name_enc: Mapped[bytes | None]
+    patient_salt_enc: Mapped[bytes | None]
+    detail_root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(65))
+    signer: Mapped[str] = mapped_column(String(42))
+    received_at: Mapped[datetime]
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    # Set by the sequencer: position in the log, then the first checkpoint covering it.
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    checkpoint_size: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    voided_by: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    voided_at: Mapped[datetime | None]
+
+
+class InvoiceLine(Base):
+    """One itemised detail line (明细) of an invoice; ``line_no`` counts from 1, the line's
+    leaf in the detail tree (leaf 0 is the visit record)."""
+
+    __tablename__ = "invoice_lines"
+
+    invoice_id: Mapped[bytes] = mapped_column(ForeignKey("invoices.invoice_id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(30), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    item_class: Mapped[str] = mapped_column(String(4))
+    unit_price: Mapped[int] = mapped_column(BigInteger)
+    quantity_milli: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    department: Mapped[str] = mapped_column(String(100))
+    time: Mapped[datetime]
+
+
+class Outbox(Base):
+    """Work for the sequencer, written in the same transaction as the invoice it concerns."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[bytes] = mapped_column(ForeignKey("invoices.invoice_id"), unique=True)
+    created_at: Mapped[datetime]
+    appended_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Checkpoint(Base):
+    """A checkpoint the sequencer anchored (the chain has the authoritative copy)."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_at: Mapped[datetime]

@@ -1,0 +1,64 @@
+"""Domain errors to HTTP, in one place, with stable machine-readable codes.
+
+Every error body is ``{"error": {"code": ..., "message": ..., ...details}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from chain import errors as ledger_errors
+
+
+class ApiError(Exception):
+    """Raised by routes and services for an answer other than success."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+_LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
+    ledger_errors.InvoiceVoided: (409, "invoice_voided"),
+    ledger_errors.InvoiceAlreadyPaid: (409, "invoice_already_paid"),
+    ledger_errors.InvoiceLocked: (409, "invoice_locked"),
+    ledger_errors.PaidAboveTotal: (409, "paid_above_total"),
+    ledger_errors.InvalidVoidSignature: (422, "invalid_void_signature"),
+    ledger_errors.UnknownCheckpoint: (404, "checkpoint_not_found"),
+    ledger_errors.HospitalAlreadyRegistered: (409, "hospital_already_registered"),
+    ledger_errors.LedgerUnavailable: (503, "ledger_unavailable"),
+}
+
+
+def _body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, **exc.details), status_code=exc.status)
+
+    @app.exception_handler(ledger_errors.LedgerError)
+    async def _ledger_error(_: Request, exc: ledger_errors.LedgerError) -> JSONResponse:
+        status, code = next(
+            ((s, c) for cls, (s, c) in _LEDGER_STATUS.items() if isinstance(exc, cls)),
+            (502, "ledger_error"),
+        )
+        return JSONResponse(_body(code, str(exc)), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"path": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
+        ]
+        return JSONResponse(
+            _body("invalid_request", "the request is malformed", problems=problems), status_code=422
+        )

@@ -1,0 +1,402 @@
+"""The write path: a hospital's batch in, receipts and per-invoice refusals out.
+
+Each invoice is parsed and validated, its detail root and record hash computed, and its
+signature recovered (coincurve, ~0.1 ms) and judged against the registry cache at the
+invoice's issue time. That work is pure and runs on every core for large batches. The good
+invoices are then stored with their lines and an outbox row in ONE database transaction: a
+batch with bad invoices stores the good ones, reports each bad one, and never leaves half an
+invoice. The same invoice uploaded again returns its first receipt; the same identity with
+different content is a conflict and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.crypto import PersonalData
+from api.db import models
+from api.registry import RegistryCache
+from verifier.canonical import (
+    Domain,
+    SignatureInvalid,
+    SignedFields,
+    detail_root,
+    patient_commitment,
+    recover_signer,
+    signing_digest,
+)
+from verifier.invoice import Invoice, InvoiceInvalid, Problem, parse_invoice
+
+#: Batches at least this large are prepared in worker processes.
+PARALLEL_THRESHOLD = 256
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one invoice of a batch was not accepted."""
+
+    index: int
+    reference: str
+    code: str  # invalid_invoice, bad_signature, unknown_signer, wrong_hospital, ...
+    problems: tuple[Problem, ...]
+    status: int = 422
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "reference": self.reference,
+            "code": self.code,
+            "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the service acknowledges for an accepted invoice (the same on every re-upload)."""
+
+    invoice_id: bytes
+    reference: str
+    record_hash: bytes
+    received_at: datetime
+    batch_id: str
+    leaf_index: int | None
+    checkpoint_size: int | None
+    duplicate: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "invoice_id": "0x" + self.invoice_id.hex(),
+            "reference": self.reference,
+            "record_hash": "0x" + self.record_hash.hex(),
+            "received_at": self.received_at.isoformat(),
+            "batch_id": self.batch_id,
+            "status": "anchored" if self.checkpoint_size else "pending",
+            "leaf_index": self.leaf_index,
+            "checkpoint_size": self.checkpoint_size,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    receipts: list[tuple[int, Receipt]] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    index: int
+    invoice: Invoice
+    fields: SignedFields
+    record_hash: bytes
+    signature: bytes
+    signer: str
+    patient: Mapping[str, str] | None
+
+
+def _refuse(
+    index: int, reference: str, code: str, path: str, reason: str, status: int = 422
+) -> Refusal:
+    return Refusal(index, reference, code, (Problem(path, reason),), status)
+
+
+def _prepare_one(index: int, item: Any, domain: Domain) -> _Prepared | Refusal:
+    if not isinstance(item, Mapping):
+        return _refuse(
+            index,
+            "?",
+            "invalid_item",
+            "$",
+            "each item is an object with 'invoice', 'signature' and optionally 'patient'",
+        )
+    try:
+        invoice = parse_invoice(item.get("invoice"))  # type: ignore[arg-type]
+    except InvoiceInvalid as exc:
+        return Refusal(index, exc.reference, "invalid_invoice", exc.problems)
+    reference = invoice.reference
+    signature_hex = item.get("signature")
+    try:
+        signature = bytes.fromhex(signature_hex.removeprefix("0x"))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        return _refuse(
+            index, reference, "bad_signature", "signature", "must be the hex of a 65-byte signature"
+        )
+    fields = SignedFields.of(invoice, detail_root(invoice))
+    record_hash = fields.record_hash()
+    try:
+        signer = recover_signer(signing_digest(domain, record_hash), signature)
+    except SignatureInvalid as exc:
+        return _refuse(index, reference, "bad_signature", "signature", str(exc))
+    patient = item.get("patient")
+    if patient is not None:
+        problem = _check_patient(patient, invoice)
+        if problem is not None:
+            return _refuse(index, reference, "patient_mismatch", *problem)
+    return _Prepared(index, invoice, fields, record_hash, signature, signer, patient)
+
+
+def _check_patient(patient: Any, invoice: Invoice) -> tuple[str, str] | None:
+    if not isinstance(patient, Mapping) or not all(
+        isinstance(patient.get(k), str) for k in ("id_number", "name", "salt")
+    ):
+        return ("patient", "needs 'id_number', 'name' and 'salt' (hex) as strings")
+    try:
+        salt = bytes.fromhex(patient["salt"].removeprefix("0x"))
+        expected = patient_commitment(patient["id_number"], salt)
+    except ValueError as exc:
+        return ("patient.salt", str(exc))
+    if expected != invoice.patient_commitment:
+        return ("invoice.patient_commitment", "does not commit to the patient given")
+    return None
+
+
+def _prepare_chunk(
+    start: int, items: Sequence[Any], chain_id: int, contract: str
+) -> list[_Prepared | Refusal]:
+    domain = Domain(chain_id, contract)
+    return [_prepare_one(start + i, item, domain) for i, item in enumerate(items)]
+
+
+class IngestService:
+    """Accepts hospital batches into the database and the outbox."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: RegistryCache,
+        domain: Domain,
+        personal: PersonalData,
+        workers: int | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self._domain = domain
+        self._personal = personal
+        self._workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def prepare(self, items: Sequence[Any]) -> list[_Prepared | Refusal]:
+        """Validates and recovers signatures, in worker processes for large batches."""
+        if len(items) < PARALLEL_THRESHOLD or self._workers < 2:
+            return _prepare_chunk(0, items, self._domain.chain_id, self._domain.contract)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self._workers)
+        futures = [
+            self._pool.submit(
+                _prepare_chunk,
+                start,
+                items[start : start + CHUNK],
+                self._domain.chain_id,
+                self._domain.contract,
+            )
+            for start in range(0, len(items), CHUNK)
+        ]
+        return [p for f in futures for p in f.result()]
+
+    def upload(self, hospital: str, items: Sequence[Any]) -> BatchResult:
+        """Stores the good invoices of a batch uploaded by ``hospital`` (its API key's)."""
+        result = BatchResult(str(uuid.uuid4()))
+        self._registry.refresh()
+        accepted: list[_Prepared] = []
+        seen: dict[bytes, int] = {}
+        for prepared in self.prepare(items):
+            if isinstance(prepared, Refusal):
+                result.refusals.append(prepared)
+                continue
+            refusal = self._judge(hospital, prepared)
+            if refusal is None and prepared.fields.invoice_id in seen:
+                refusal = _refuse(
+                    prepared.index,
+                    prepared.invoice.reference,
+                    "duplicate_in_batch",
+                    "invoice",
+                    f"same bill code and number as item {seen[prepared.fields.invoice_id]}",
+                    409,
+                )
+            if refusal is not None:
+                result.refusals.append(refusal)
+                continue
+            seen[prepared.fields.invoice_id] = prepared.index
+            accepted.append(prepared)
+        if accepted:
+            self._store(result, accepted)
+        result.receipts.sort(key=lambda pair: pair[0])
+        result.refusals.sort(key=lambda r: r.index)
+        return result
+
+    def _judge(self, hospital: str, p: _Prepared) -> Refusal | None:
+        invoice = p.invoice
+        if invoice.hospital != hospital:
+            return _refuse(
+                p.index,
+                invoice.reference,
+                "wrong_hospital",
+                "invoice.hospital",
+                f"{invoice.hospital} is not the uploading hospital {hospital}",
+                403,
+            )
+        reason = self._registry.judge(invoice.hospital, p.signer, invoice.issued_at)
+        if reason is not None:
+            return _refuse(p.index, invoice.reference, "signer_not_valid", "signature", reason)
+        return None
+
+    def _store(self, result: BatchResult, accepted: list[_Prepared]) -> None:
+        now = datetime.now(UTC)
+        with self._sessions() as session:
+            existing = self._existing(session, [p.fields.invoice_id for p in accepted])
+            new = []
+            for p in accepted:
+                row = existing.get(p.fields.invoice_id)
+                if row is None:
+                    new.append(p)
+                elif row.record_hash == p.record_hash:
+                    result.receipts.append((p.index, _receipt(row, duplicate=True)))
+                else:
+                    result.refusals.append(
+                        _refuse(
+                            p.index,
+                            p.invoice.reference,
+                            "conflict",
+                            "invoice",
+                            "an invoice with this bill code and number was accepted earlier with "
+                            "different content",
+                            409,
+                        )
+                    )
+            try:
+                self._insert(session, new, result.batch_id, now)
+                session.commit()
+            except IntegrityError:
+                # A concurrent upload of one of these invoices won the race: redo it one by
+                # one so that each gets its own answer.
+                session.rollback()
+                for p in new:
+                    self._store(result, [p])
+                return
+        result.receipts.extend(
+            (
+                p.index,
+                Receipt(
+                    p.fields.invoice_id,
+                    p.invoice.reference,
+                    p.record_hash,
+                    now,
+                    result.batch_id,
+                    None,
+                    None,
+                ),
+            )
+            for p in new
+        )
+
+    @staticmethod
+    def _existing(session: Session, ids: list[bytes]) -> dict[bytes, models.Invoice]:
+        found: dict[bytes, models.Invoice] = {}
+        for start in range(0, len(ids), 500):
+            rows = session.scalars(
+                select(models.Invoice).where(
+                    models.Invoice.invoice_id.in_(ids[start : start + 500])
+                )
+            )
+            found.update((row.invoice_id, row) for row in rows)
+        return found
+
+    def _insert(self, session: Session, new: list[_Prepared], batch_id: str, now: datetime) -> None:
+        if not new:
+            return
+        personal = self._personal
+        invoices: list[dict[str, Any]] = []
+        lines: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
+        for p in new:
+            inv, patient = p.invoice, p.patient
+            invoices.append(
+                {
+                    "invoice_id": p.fields.invoice_id,
+                    "bill_code": inv.bill_code,
+                    "bill_number": inv.bill_number,
+                    "check_code": inv.check_code,
+                    "hospital": inv.hospital,
+                    "issued_at": inv.issued_at,
+                    "visit_type": inv.visit_type.value,
+                    "admitted_on": inv.admitted_on,
+                    "discharged_on": inv.discharged_on,
+                    "department": inv.department,
+                    "diagnoses": list(inv.diagnoses),
+                    "total": inv.total,
+                    "insurance_paid": inv.insurance_paid,
+                    "patient_paid": inv.patient_paid,
+                    "line_count": len(inv.lines),
+                    "patient_commitment": inv.patient_commitment,
+                    "patient_id_hash": personal.id_number_hash(patient["id_number"])
+                    if patient
+                    else None,
+                    "patient_name_enc": personal.encrypt_text(patient["name"], "patient_name")
+                    if patient
+                    else None,
+                    "patient_salt_enc": personal.encrypt(
+                        bytes.fromhex(patient["salt"].removeprefix("0x")), "patient_salt"
+                    )
+                    if patient
+                    else None,
+                    "detail_root": p.fields.detail_root,
+                    "record_hash": p.record_hash,
+                    "signature": p.signature,
+                    "signer": p.signer,
+                    "received_at": now,
+                    "batch_id": batch_id,
+                }
+            )
+            lines.extend(
+                {
+                    "invoice_id": p.fields.invoice_id,
+                    "line_no": n,
+                    "code": ln.code,
+                    "name": ln.name,
+                    "item_class": ln.item_class.value,
+                    "unit_price": ln.unit_price,
+                    "quantity_milli": ln.quantity_milli,
+                    "amount": ln.amount,
+                    "department": ln.department,
+                    "time": ln.time,
+                }
+                for n, ln in enumerate(inv.lines, start=1)
+            )
+            outbox.append({"invoice_id": p.fields.invoice_id, "created_at": now})
+        session.execute(insert(models.Invoice), invoices)
+        session.execute(insert(models.InvoiceLine), lines)
+        session.execute(insert(models.Outbox), outbox)
+
+
+def _receipt(row: models.Invoice, duplicate: bool = False) -> Receipt:
+    return Receipt(
+        row.invoice_id,
+        f"{row.bill_code}-{row.bill_number}",
+        row.record_hash,
+        row.received_at,
+        row.batch_id,
+        row.leaf_index,
+        row.checkpoint_size,
+        duplicate,
+    )
+
+
+def receipt_of(row: models.Invoice) -> Receipt:
+    return _receipt(row)

@@ -1,0 +1,270 @@
+"""Invoices: batch upload by hospitals, status, inclusion proofs, red-letter reversal."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.db import models
+from api.deps import HospitalDep, ServicesDep
+from api.errors import ApiError
+from api.ingest import receipt_of
+from api.services import Services
+from chain.model import InvoiceLeaf
+from verifier.canonical import invoice_id as compute_invoice_id
+
+router = APIRouter(prefix="/invoices", tags=["invoices"])
+
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{10})$")
+
+
+class BatchUpload(BaseModel):
+    """A hospital's batch: each item is ``{"invoice": {...}, "signature": "0x..",
+    "patient": {"id_number", "name", "salt"}}`` (see docs/api.md)."""
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
+
+
+class Problem(BaseModel):
+    path: str
+    reason: str
+
+
+class ItemResult(BaseModel):
+    index: int
+    reference: str
+    status: Literal["accepted", "duplicate", "refused"]
+    http_status: int
+    invoice_id: str | None = None
+    record_hash: str | None = None
+    received_at: datetime | None = None
+    batch_id: str | None = None
+    code: str | None = None
+    problems: list[Problem] = []
+
+
+class BatchResultPublic(BaseModel):
+    batch_id: str
+    accepted: int
+    duplicates: int
+    refused: int
+    items: list[ItemResult]
+
+
+class InvoicePublic(BaseModel):
+    invoice_id: str
+    reference: str
+    hospital: str
+    issued_at: datetime
+    total: int
+    status: Literal["pending", "anchored", "voided"]
+    record_hash: str
+    detail_root: str
+    leaf_index: int | None
+    checkpoint_size: int | None
+    checkpoint_transaction: str | None
+    line_count: int
+    received_at: datetime
+    batch_id: str
+
+
+class InclusionProofPublic(BaseModel):
+    invoice_id: str
+    leaf_index: int
+    checkpoint_size: int
+    checkpoint_root: str
+    leaf: dict[str, Any]
+    leaf_hash: str
+    proof: list[str]
+
+
+class VoidRequest(BaseModel):
+    red_invoice_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+@router.post("/batches", response_model=BatchResultPublic)
+def upload_batch(
+    services: ServicesDep, hospital: HospitalDep, batch: Annotated[BatchUpload, Body()]
+) -> BatchResultPublic:
+    """Validates, verifies and stores a batch; every item gets its own result."""
+    result = services.ingest.upload(hospital, batch.items)
+    items = [
+        ItemResult(
+            index=i,
+            reference=r.reference,
+            status="duplicate" if r.duplicate else "accepted",
+            http_status=200 if r.duplicate else 201,
+            invoice_id=_hex(r.invoice_id),
+            record_hash=_hex(r.record_hash),
+            received_at=r.received_at,
+            batch_id=r.batch_id,
+        )
+        for i, r in result.receipts
+    ]
+    items += [
+        ItemResult(
+            index=f.index,
+            reference=f.reference,
+            status="refused",
+            http_status=f.status,
+            code=f.code,
+            problems=[Problem(path=p.path, reason=p.reason) for p in f.problems],
+        )
+        for f in result.refusals
+    ]
+    items.sort(key=lambda item: item.index)
+    duplicates = sum(1 for _, r in result.receipts if r.duplicate)
+    return BatchResultPublic(
+        batch_id=result.batch_id,
+        accepted=len(result.receipts) - duplicates,
+        duplicates=duplicates,
+        refused=len(result.refusals),
+        items=items,
+    )
+
+
+def find_invoice(services: Services, key: str) -> models.Invoice:
+    """An invoice by its id (0x + 64 hex) or reference (billcode-billnumber)."""
+    if _HEX32.match(key):
+        invoice_id = bytes.fromhex(key[2:])
+    elif match := _REFERENCE.match(key):
+        invoice_id = compute_invoice_id(match.group(1), match.group(2))
+    else:
+        raise ApiError(
+            422,
+            "invalid_invoice_key",
+            "use the invoice id (0x + 64 hex digits) or BILLCODE-BILLNUMBER",
+        )
+    with services.sessions() as db:
+        row = db.get(models.Invoice, invoice_id)
+    if row is None:
+        raise ApiError(404, "invoice_not_found", f"no invoice {key}")
+    return row
+
+
+@router.get("/{key}", response_model=InvoicePublic)
+def get_invoice(services: ServicesDep, key: str) -> InvoicePublic:
+    """An invoice's status: pending, anchored (leaf index, checkpoint, transaction), voided."""
+    row = find_invoice(services, key)
+    tx = None
+    if row.checkpoint_size is not None:
+        with services.sessions() as db:
+            tx = db.scalar(
+                select(models.Checkpoint.tx_hash).where(
+                    models.Checkpoint.size == row.checkpoint_size
+                )
+            )
+    status: Literal["pending", "anchored", "voided"] = (
+        "voided" if row.voided_by else "anchored" if row.checkpoint_size else "pending"
+    )
+    return InvoicePublic(
+        invoice_id=_hex(row.invoice_id) or "",
+        reference=receipt_of(row).reference,
+        hospital=row.hospital,
+        issued_at=row.issued_at,
+        total=row.total,
+        status=status,
+        record_hash=_hex(row.record_hash) or "",
+        detail_root=_hex(row.detail_root) or "",
+        leaf_index=row.leaf_index,
+        checkpoint_size=row.checkpoint_size,
+        checkpoint_transaction=_hex(tx),
+        line_count=row.line_count,
+        received_at=row.received_at,
+        batch_id=row.batch_id,
+    )
+
+
+@router.get("/{key}/proof", response_model=InclusionProofPublic)
+def inclusion_proof(
+    services: ServicesDep, key: str, checkpoint: Annotated[int | None, Query(ge=1)] = None
+) -> InclusionProofPublic:
+    """RFC 9162 inclusion proof of the invoice's leaf against an anchored checkpoint (the
+    latest by default); check it against ``checkpointRoot(size)`` on chain."""
+    row = find_invoice(services, key)
+    if row.leaf_index is None or row.checkpoint_size is None:
+        raise ApiError(409, "invoice_not_anchored", "the invoice is not anchored yet; retry soon")
+    with services.lock:
+        cp = (
+            services.session.ledger.checkpoint(checkpoint)
+            if checkpoint
+            else services.sequencer.anchored()
+        )
+        if cp is None:
+            raise ApiError(404, "checkpoint_not_found", f"no checkpoint of size {checkpoint}")
+        if row.leaf_index >= cp.size:
+            raise ApiError(
+                409,
+                "invoice_not_in_checkpoint",
+                f"the invoice is leaf {row.leaf_index}, after checkpoint {cp.size}",
+            )
+        proof = services.log.inclusion_proof(row.leaf_index, cp.size)
+        leaf_hash = services.log.leaf_hash(row.leaf_index)
+    leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
+    return InclusionProofPublic(
+        invoice_id=_hex(row.invoice_id) or "",
+        leaf_index=row.leaf_index,
+        checkpoint_size=cp.size,
+        checkpoint_root=_hex(cp.root) or "",
+        leaf={
+            "invoice_id": _hex(leaf.invoice_id),
+            "record_hash": _hex(leaf.record_hash),
+            "hospital": leaf.hospital,
+            "total": leaf.total,
+            "entry": _hex(leaf.entry()),
+        },
+        leaf_hash=_hex(leaf_hash) or "",
+        proof=[_hex(p) or "" for p in proof],
+    )
+
+
+@router.post("/{key}/void", response_model=InvoicePublic)
+def void_invoice(
+    services: ServicesDep, hospital: HospitalDep, key: str, request: VoidRequest
+) -> InvoicePublic:
+    """Red-letter reversal (红冲): relays the hospital's EIP-712 signature of
+    VoidInvoice(invoiceId, redInvoiceId) to the ledger. Refused once anything was paid."""
+    row = find_invoice(services, key)
+    if row.hospital != hospital:
+        raise ApiError(403, "wrong_hospital", "only the issuing hospital can void an invoice")
+    if row.voided_by is not None:
+        raise ApiError(409, "invoice_voided", "the invoice is voided already")
+    if row.leaf_index is None:
+        raise ApiError(409, "invoice_not_anchored", "the invoice is not anchored yet; retry soon")
+    red = bytes.fromhex(request.red_invoice_id[2:])
+    with services.lock:
+        cp = services.sequencer.anchored()
+        if cp is None or row.leaf_index >= cp.size:
+            cp = services.sequencer.anchor()
+        assert cp is not None
+        proof = services.log.inclusion_proof(row.leaf_index, cp.size)
+        leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
+        services.session.ledger.void_invoice(
+            services.session.sequencer,
+            cp.size,
+            leaf,
+            row.leaf_index,
+            proof,
+            red,
+            bytes.fromhex(request.signature[2:]),
+        )
+    from datetime import UTC
+
+    with services.sessions() as db:
+        stored = db.get(models.Invoice, row.invoice_id)
+        assert stored is not None
+        stored.voided_by = red
+        stored.voided_at = datetime.now(UTC)
+        db.commit()
+    return get_invoice(services, _hex(row.invoice_id) or "")

@@ -1,0 +1,33 @@
+"""What a hospital client or an auditor needs to know about the ledger: the EIP-712 domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api.deps import ServicesDep
+from verifier.canonical import DOMAIN_NAME, DOMAIN_VERSION, INVOICE_TYPE
+
+router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+
+class LedgerInfo(BaseModel):
+    backend: str
+    chain_id: int
+    contract: str
+    domain_name: str
+    domain_version: str
+    invoice_type: str
+
+
+@router.get("", response_model=LedgerInfo)
+def ledger_info(services: ServicesDep) -> LedgerInfo:
+    """The chain and contract every invoice signature is bound to (EIP-712 domain)."""
+    return LedgerInfo(
+        backend=services.session.config.backend,
+        chain_id=services.domain.chain_id,
+        contract=services.domain.contract,
+        domain_name=DOMAIN_NAME,
+        domain_version=DOMAIN_VERSION,
+        invoice_type=INVOICE_TYPE,
+    )

@@ -1,0 +1,293 @@
+"""The upload path: every refusal named, good invoices kept, idempotency, conflicts, anchoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+from sqlalchemy import func, select
+
+from api.db import models
+from chain import merkle
+from tests.api.conftest import OTHER_HOSPITAL, World, tampered
+
+
+def rows(world: World, model: Any) -> int:
+    with world.services.sessions() as db:
+        return int(db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def only_problem(result: dict[str, Any]) -> tuple[str, str, str]:
+    (item,) = result["items"]
+    assert item["status"] == "refused"
+    return item["code"], item["problems"][0]["path"], item["problems"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "path", "reason"),
+    [
+        (
+            {"total": 6451, "patient_paid": 6451},
+            "invalid_invoice",
+            "total",
+            "lines add up to 6450 fen, the total says 6451",
+        ),
+        ({"bill_code": "3308202"}, "invalid_invoice", "bill_code", "is not 8 digits"),
+        ({"bill_number": "00000000AB"}, "invalid_invoice", "bill_number", "is not 10 digits"),
+        ({"check_code": "ab-12!"}, "invalid_invoice", "check_code", "is not 6 letters or digits"),
+        ({"diagnoses": ["flu"]}, "invalid_invoice", "diagnoses[0]", "is not an ICD-10 code"),
+        (
+            {"insurance_paid": -1, "patient_paid": 6451},
+            "invalid_invoice",
+            "insurance_paid",
+            "must not be negative",
+        ),
+        ({"total": 64.5}, "invalid_invoice", "total", "fractional"),
+        ({"issued_at": "2025-03-01T10:00:00"}, "invalid_invoice", "issued_at", "timezone"),
+        (
+            {"visit_type": "inpatient", "admitted_on": "2025-03-05", "discharged_on": "2025-03-01"},
+            "invalid_invoice",
+            "discharged_on",
+            "is before admission",
+        ),
+        ({"hospital": "H99999999999"}, "wrong_hospital", "invoice.hospital", "not the uploading"),
+    ],
+)
+def test_each_refusal_names_the_invoice_field_and_reason(
+    world: World, changes: dict[str, Any], code: str, path: str, reason: str
+) -> None:
+    item = world.item(1)
+    item["invoice"].update(changes)
+    result = world.upload([item])
+    got_code, got_path, got_reason = only_problem(result)
+    assert (got_code, got_path) == (code, path)
+    assert reason in got_reason
+    # The refusal names the invoice as the hospital sent it, even a malformed identity.
+    invoice = item["invoice"]
+    assert result["items"][0]["reference"] == f"{invoice['bill_code']}-{invoice['bill_number']}"
+    assert rows(world, models.Invoice) == 0 and rows(world, models.Outbox) == 0
+
+
+def test_a_line_that_does_not_add_up_is_named_by_its_index(world: World) -> None:
+    item = world.item(1)
+    item["invoice"]["lines"][2]["amount"] = 2951
+    code, path, reason = only_problem(world.upload([item]))
+    assert (code, path) == ("invalid_invoice", "lines[2].amount")
+    assert "2950 fen, the line says 2951" in reason
+
+
+def test_unknown_catalogue_code_shape_is_refused(world: World) -> None:
+    item = world.item(1)
+    item["invoice"]["lines"][0]["code"] = "12"
+    assert only_problem(world.upload([item]))[1] == "lines[0].code"
+
+
+@pytest.mark.parametrize("field", ["total", "check_code", "issued_at", "patient_commitment"])
+def test_changed_after_signing_is_a_signature_by_nobody_known(world: World, field: str) -> None:
+    item = world.item(1)
+    value = {
+        "total": 6450,
+        "check_code": "zzzzzz",
+        "issued_at": "2025-03-02T10:00:00+08:00",
+        "patient_commitment": "0x" + "ab" * 32,
+    }[field]
+    if field == "total":  # keep it internally consistent: change a line and the split too
+        item = tampered(item)
+        item["invoice"]["lines"][1]["amount"] = 1100
+        item["invoice"]["lines"][1]["unit_price"] = 1100
+        item["invoice"].update(total=6550, patient_paid=6550)
+    else:
+        item = tampered(item, **{field: value})
+        item.pop("patient")
+    code, path, reason = only_problem(world.upload([item]))
+    assert (code, path) == ("signer_not_valid", "signature")
+    assert "is not a registered key of hospital" in reason
+
+
+def test_signature_by_an_unregistered_key_is_refused(world: World) -> None:
+    code, _, reason = only_problem(world.upload([world.item(1, signer=Account.create())]))
+    assert code == "signer_not_valid" and "is not a registered key" in reason
+
+
+def test_garbage_signature_is_refused(world: World) -> None:
+    item = world.item(1)
+    item["signature"] = "0x" + "00" * 65
+    code, path, _ = only_problem(world.upload([item]))
+    assert (code, path) == ("bad_signature", "signature")
+    item["signature"] = "nothex"
+    assert only_problem(world.upload([item]))[0] == "bad_signature"
+
+
+def test_key_revoked_before_issue_time_is_refused_but_earlier_invoices_pass(world: World) -> None:
+    from datetime import UTC, datetime
+
+    services = world.services
+    services.session.ledger.revoke_hospital_key(
+        services.session.authority, world.hospital.code, 0, datetime(2025, 2, 1, tzinfo=UTC)
+    )
+    late = world.item(1)  # issued 2025-03-01, after the revocation
+    early = world.item(2, issued_at="2025-01-15T10:00:00+08:00")
+    result = world.upload([late, early])
+    assert result["items"][0]["code"] == "signer_not_valid"
+    assert "revoked at 2025-02-01" in result["items"][0]["problems"][0]["reason"]
+    assert result["items"][1]["status"] == "accepted"
+
+
+def test_key_not_yet_valid_at_issue_time_is_refused(world: World) -> None:
+    item = world.item(1, issued_at="2023-12-31T10:00:00+08:00")
+    code, _, reason = only_problem(world.upload([item]))
+    assert code == "signer_not_valid" and "valid only from" in reason
+
+
+def test_patient_data_must_match_the_commitment(world: World) -> None:
+    item = world.item(1)
+    item["patient"]["id_number"] = "330802199001019999"
+    assert only_problem(world.upload([item]))[0] == "patient_mismatch"
+
+
+def test_a_batch_keeps_the_good_and_reports_each_bad(world: World) -> None:
+    bad = world.item(2)
+    bad["invoice"]["lines"][0]["amount"] = 1
+    unsigned = world.item(4)
+    unsigned["signature"] = "0x" + "11" * 65
+    result = world.upload([world.item(1), bad, world.item(3), unsigned])
+    assert [i["status"] for i in result["items"]] == ["accepted", "refused", "accepted", "refused"]
+    assert (result["accepted"], result["refused"]) == (2, 2)
+    assert rows(world, models.Invoice) == 2
+    assert rows(world, models.InvoiceLine) == 6
+    assert rows(world, models.Outbox) == 2
+
+
+def test_same_invoice_twice_returns_the_same_receipt(world: World) -> None:
+    item = world.item(1)
+    first = world.upload([item])["items"][0]
+    again = world.upload([item])["items"][0]
+    assert again["status"] == "duplicate" and again["http_status"] == 200
+    for key in ("invoice_id", "record_hash", "received_at", "batch_id"):
+        assert again[key] == first[key]
+    assert rows(world, models.Invoice) == 1 and rows(world, models.Outbox) == 1
+
+
+def test_same_identity_with_other_content_is_a_conflict_and_changes_nothing(world: World) -> None:
+    world.upload([world.item(1)])
+    with world.services.sessions() as db:
+        before = db.scalars(select(models.Invoice)).one().record_hash
+    other = world.item(1, check_code="zz9999")
+    result = world.upload([other])
+    assert result["items"][0]["code"] == "conflict" and result["items"][0]["http_status"] == 409
+    with world.services.sessions() as db:
+        assert db.scalars(select(models.Invoice)).one().record_hash == before
+
+
+def test_the_same_invoice_twice_in_one_batch_is_refused_once(world: World) -> None:
+    item = world.item(1)
+    result = world.upload([item, item])
+    assert [i["status"] for i in result["items"]] == ["accepted", "refused"]
+    assert result["items"][1]["code"] == "duplicate_in_batch"
+
+
+def test_api_key_is_required_and_binds_the_hospital(world: World) -> None:
+    body = {"items": [world.item(1)]}
+    assert world.client.post("/api/v1/invoices/batches", json=body).status_code == 401
+    wrong = world.client.post(
+        "/api/v1/invoices/batches", json=body, headers={"X-API-Key": "zch_nope"}
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "api_key_invalid"
+    # The other hospital's key cannot upload this hospital's invoices.
+    result = world.upload([world.item(1)], api_key=world.other.api_key)
+    assert result["items"][0]["code"] == "wrong_hospital"
+    # ... and its own invoices must carry its own signature.
+    own = world.item(5, hospital=OTHER_HOSPITAL, signer=world.other.key)
+    assert world.upload([own], api_key=world.other.api_key)["items"][0]["status"] == "accepted"
+
+
+def test_malformed_request_gets_a_clear_error(world: World) -> None:
+    response = world.client.post(
+        "/api/v1/invoices/batches",
+        json={"items": []},
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+    weird = world.client.post(
+        "/api/v1/invoices/batches",
+        json={"items": ["not an object"]},
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert weird.status_code == 422
+    assert weird.json()["error"]["problems"][0]["path"] == "body.items.0"
+    missing = world.item(1)
+    del missing["invoice"]["lines"]
+    assert only_problem(world.upload([missing]))[1:] == (
+        "lines",
+        "must be a non-empty list of detail lines",
+    )
+    assert rows(world, models.Invoice) == 0
+
+
+def test_anchored_invoice_has_a_proof_that_the_chain_accepts(world: World) -> None:
+    items = [world.item(n) for n in range(1, 7)]
+    world.upload(items)
+    pending = world.client.get(f"/api/v1/invoices/33082025-{1:010d}").json()
+    assert pending["status"] == "pending" and pending["leaf_index"] is None
+    world.services.anchoring.run_once(force=True)
+    body = world.client.get(f"/api/v1/invoices/33082025-{3:010d}").json()
+    assert body["status"] == "anchored"
+    assert body["checkpoint_size"] in (4, 6) and body["checkpoint_transaction"].startswith("0x")
+    proof = world.client.get(f"/api/v1/invoices/{body['invoice_id']}/proof").json()
+    root = world.services.session.ledger.checkpoint(proof["checkpoint_size"])
+    assert root is not None and "0x" + root.root.hex() == proof["checkpoint_root"]
+    merkle.verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"][2:]),
+        proof["leaf_index"],
+        proof["checkpoint_size"],
+        [bytes.fromhex(p[2:]) for p in proof["proof"]],
+        root.root,
+    )
+    assert (
+        merkle.leaf_hash(bytes.fromhex(proof["leaf"]["entry"][2:])).hex() == proof["leaf_hash"][2:]
+    )
+    missing = world.client.get("/api/v1/invoices/33082025-0000009999")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "invoice_not_found"
+
+
+def test_void_by_the_hospital_signature(world: World) -> None:
+    world.upload([world.item(1)])
+    world.services.anchoring.run_once(force=True)
+    body = world.client.get(f"/api/v1/invoices/33082025-{1:010d}").json()
+    invoice_id = bytes.fromhex(body["invoice_id"][2:])
+    red = b"\x05" * 32
+    signature = world.services.session.ledger.sign_void(world.hospital.key, invoice_id, red)
+    request = {"red_invoice_id": "0x" + red.hex(), "signature": "0x" + signature.hex()}
+    wrong = world.client.post(
+        f"/api/v1/invoices/{body['invoice_id']}/void",
+        json=request,
+        headers={"X-API-Key": world.other.api_key},
+    )
+    assert wrong.status_code == 403
+    forged = dict(
+        request,
+        signature="0x"
+        + world.services.session.ledger.sign_void(Account.create(), invoice_id, red).hex(),
+    )
+    refused = world.client.post(
+        f"/api/v1/invoices/{body['invoice_id']}/void",
+        json=forged,
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_void_signature"
+    done = world.client.post(
+        f"/api/v1/invoices/{body['invoice_id']}/void",
+        json=request,
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert done.status_code == 200 and done.json()["status"] == "voided"
+    assert world.services.session.ledger.claim_state(invoice_id).voided
+    again = world.client.post(
+        f"/api/v1/invoices/{body['invoice_id']}/void",
+        json=request,
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert again.status_code == 409
