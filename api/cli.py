@@ -1,11 +1,24 @@
-"""The ``zeroclaim`` command."""
+"""The ``zeroclaim`` command.
+
+zeroclaim run [--demo]                       start the service
+zeroclaim status                             ledger and log state
+zeroclaim hospital keygen --keystore FILE    a hospital creates its signing key (local)
+zeroclaim hospital register CODE ...         the authority registers a hospital's key
+zeroclaim hospital sign BATCH --keystore FILE --out SIGNED.json
+zeroclaim hospital upload SIGNED.json --url URL --api-key KEY
+zeroclaim demo generate --preset small|quzhou --out DIR
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from api.settings import Settings
 
@@ -20,11 +33,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     services = open_services(settings)
     if args.demo:
         added = seed_demo(services)
-        logging.getLogger("zeroclaim").info("demo data: %d invoice leaves added", added)
+        logging.getLogger("zeroclaim").info("demo data: %d invoices added", added)
     app = create_app(settings, services)
     print(
-        f"zeroclaim on http://{settings.host}:{settings.port}  (ledger: {settings.ledger_backend},"
-        f" contract {services.session.ledger.address})",
+        f"zeroclaim on http://{settings.host}:{settings.port}  (ledger: "
+        f"{settings.ledger_backend}, contract {services.session.ledger.address})",
         flush=True,
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
@@ -56,14 +69,158 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    password = os.environ.get("ZEROCLAIM_HOSPITAL_KEY_PASSWORD") or getpass.getpass(
+        "keystore password: "
+    )
+    if not password:
+        raise SystemExit("a keystore password is required")
+    return password
+
+
+def _keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from eth_account import Account
+
+    path = Path(args.keystore)
+    if path.exists():
+        raise SystemExit(f"{path} exists; refusing to overwrite a key")
+    account = Account.create()
+    path.write_text(json.dumps(Account.encrypt(account.key, _password(args))))
+    path.chmod(0o600)
+    print(json.dumps({"keystore": str(path), "address": account.address}))
+    return 0
+
+
+def _load_key(args: argparse.Namespace) -> bytes:
+    from eth_account import Account
+
+    return bytes(Account.decrypt(json.loads(Path(args.keystore).read_text()), _password(args)))
+
+
+def _register(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    body = {
+        "code": args.code,
+        "name": args.name,
+        "level": args.level,
+        "signer": args.signer,
+        "valid_from": args.valid_from or datetime.now(UTC).isoformat(),
+    }
+    token = args.admin_token or os.environ.get("ZEROCLAIM_ADMIN_TOKEN", "")
+    response = httpx.post(
+        f"{args.url}/api/v1/admin/hospitals",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    if response.status_code != 201:
+        print(response.text, file=sys.stderr)
+        return 1
+    print(json.dumps({**response.json(), "note": "the API key is shown once; keep it secret"}))
+    return 0
+
+
+def _sign(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import Progress
+
+    from api.hospital_client import read_batch_file, sign_item
+    from verifier.canonical import Domain
+
+    items = read_batch_file(Path(args.batch).read_text(), args.batch)
+    key = _load_key(args)
+    domain = Domain(args.chain_id, args.contract)
+    signed = []
+    with Progress() as progress:
+        task = progress.add_task("signing", total=len(items))
+        for item in items:
+            signed.append(sign_item(item, key, domain))
+            progress.advance(task)
+    Path(args.out).write_text(json.dumps({"items": signed}, ensure_ascii=False))
+    print(json.dumps({"signed": len(signed), "out": args.out}))
+    return 0
+
+
+def _upload(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import Progress
+
+    from api.hospital_client import HospitalClient, read_batch_file
+
+    items = read_batch_file(Path(args.batch).read_text(), args.batch)
+    client = HospitalClient(args.url, args.api_key or os.environ["ZEROCLAIM_API_KEY"])
+    with Progress() as progress:
+        task = progress.add_task("uploading", total=len(items))
+        results = client.upload(
+            items, chunk=args.chunk, progress=lambda n: progress.advance(task, n)
+        )
+    refused = [r for r in results if r["status"] == "refused"]
+    for r in refused:
+        for p in r["problems"]:
+            print(
+                f"refused {r['reference']} ({r['code']}): {p['path']}: {p['reason']}",
+                file=sys.stderr,
+            )
+    print(json.dumps({"uploaded": len(results), "refused": len(refused)}))
+    return 1 if refused else 0
+
+
+def _demo_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from api import demo, demo_data
+
+    dataset = demo_data.generate(args.seed, args.preset)
+    summary = demo.write_dataset(dataset, Path(args.out))
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zeroclaim", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="zeroclaim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the service")
     run.add_argument("--demo", action="store_true", help="seed demo data on a fresh ledger")
     run.set_defaults(handler=_run)
-    status = sub.add_parser("status", help="print the ledger and log state")
-    status.set_defaults(handler=_status)
+    sub.add_parser("status", help="print the ledger and log state").set_defaults(handler=_status)
+
+    hospital = sub.add_parser("hospital", help="hospital keys, signing and upload")
+    hsub = hospital.add_subparsers(dest="hospital_command", required=True)
+    keygen = hsub.add_parser("keygen", help="create the hospital's encrypted signing key")
+    keygen.add_argument("--keystore", required=True)
+    keygen.set_defaults(handler=_keygen)
+    register = hsub.add_parser("register", help="(authority) register a hospital's key on chain")
+    register.add_argument("code")
+    register.add_argument("--name", required=True)
+    register.add_argument(
+        "--level", required=True, choices=["township", "primary", "secondary", "tertiary"]
+    )
+    register.add_argument("--signer", required=True, help="the hospital key's address")
+    register.add_argument("--valid-from", help="ISO 8601 with timezone; default now")
+    register.add_argument("--url", default="http://127.0.0.1:8000")
+    register.add_argument("--admin-token", help="default: $ZEROCLAIM_ADMIN_TOKEN")
+    register.set_defaults(handler=_register)
+    sign = hsub.add_parser("sign", help="sign a JSON or CSV batch with the hospital key")
+    sign.add_argument("batch")
+    sign.add_argument("--keystore", required=True)
+    sign.add_argument("--out", required=True)
+    sign.add_argument("--chain-id", type=int, required=True)
+    sign.add_argument("--contract", required=True, help="the ledger contract (GET /api/v1/ledger)")
+    sign.set_defaults(handler=_sign)
+    upload = hsub.add_parser("upload", help="upload a signed batch")
+    upload.add_argument("batch")
+    upload.add_argument("--url", default="http://127.0.0.1:8000")
+    upload.add_argument("--api-key", help="default: $ZEROCLAIM_API_KEY")
+    upload.add_argument("--chunk", type=int, default=500)
+    upload.set_defaults(handler=_upload)
+
+    demo = sub.add_parser("demo", help="demo data")
+    dsub = demo.add_subparsers(dest="demo_command", required=True)
+    generate = dsub.add_parser("generate", help="write a Quzhou-shaped synthetic dataset")
+    generate.add_argument("--preset", default="small", choices=["small", "quzhou"])
+    generate.add_argument("--seed", type=int, default=2025)
+    generate.add_argument("--out", required=True)
+    generate.set_defaults(handler=_demo_generate)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return int(args.handler(args, Settings()))

@@ -15,6 +15,7 @@ DEV_PASSWORD = "zeroclaim-development-only"
 # Development-only secrets; production must set its own (refused below).
 DEV_HMAC_KEY = "dev-hmac-key-0123456789abcdef0123456789abcdef"
 DEV_ENCRYPTION_KEY = "00" * 32
+DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     payers: tuple[str, ...] = ("basic", "critical", "assistance", "commercial")
 
     database_url: str | None = Field(None, description="default: SQLite in data_dir")
+    admin_token: SecretStr = Field(
+        SecretStr(DEV_ADMIN_TOKEN), description="bearer token of the authority's admin API"
+    )
     hmac_key: SecretStr = SecretStr(DEV_HMAC_KEY)
     encryption_key: SecretStr = Field(
         SecretStr(DEV_ENCRYPTION_KEY), description="64 hex digits: AES-256-GCM key"
@@ -51,6 +55,8 @@ class Settings(BaseSettings):
             defaults = {
                 "ZEROCLAIM_KEYSTORE_PASSWORD": self.keystore_password.get_secret_value()
                 in ("", DEV_PASSWORD),
+                "ZEROCLAIM_ADMIN_TOKEN": self.admin_token.get_secret_value()
+                in ("", DEV_ADMIN_TOKEN),
                 "ZEROCLAIM_HMAC_KEY": self.hmac_key.get_secret_value() == DEV_HMAC_KEY,
                 "ZEROCLAIM_ENCRYPTION_KEY": self.encryption_key.get_secret_value()
                 == DEV_ENCRYPTION_KEY,
