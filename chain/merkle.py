@@ -20,9 +20,6 @@ Verification follows RFC 9162 §2.1.3.2 and §2.1.4.2, in the manner of transpar
 compute, then compare, raising a typed :class:`MerkleError` that carries both values.
 """
 
-# Errors are named for what went wrong (RootMismatch, ...), not suffixed "Error":
-# ruff: noqa: N818
-
 from __future__ import annotations
 
 import hashlib
@@ -184,11 +181,9 @@ def range_hash_from_subtrees(lo: int, hi: int, subtree: Callable[[int, int], byt
     the right: O(log n) look-ups.
     """
     n = hi - lo
-    if n <= 0:
-        if n == 0:
-            return EMPTY_ROOT
-        raise InvalidSize(lo, hi)
-    if lo % (1 << (n.bit_length() - 1)):
+    if n == 0:
+        return EMPTY_ROOT
+    if n < 0 or lo < 0 or lo % (1 << (n.bit_length() - 1)):
         raise ValueError(f"range [{lo}, {hi}) is not aligned to a subtree of the RFC 9162 tree")
     parts: list[bytes] = []
     pos = lo
@@ -334,16 +329,22 @@ def _check_hash(what: str, value: bytes) -> None:
 
 
 def _check_proof(proof: Sequence[bytes], expected_len: int) -> None:
-    if len(proof) != expected_len:
-        raise ProofLengthMismatch(expected_len, len(proof))
+    """Every element a 32-byte hash, then exactly ``expected_len`` of them."""
     for i, element in enumerate(proof):
         _check_hash(f"proof[{i}]", element)
+    if len(proof) != expected_len:
+        raise ProofLengthMismatch(expected_len, len(proof))
 
 
-def _check_inclusion_args(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> None:
+def _check_inclusion_args(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes | None = None
+) -> None:
+    """Preconditions in order: index in range, hash lengths (leaf, root, proof), proof length."""
     if not 0 <= index < size:
         raise IndexOutOfRange(index, size)
     _check_hash("leaf", leaf)
+    if root is not None:
+        _check_hash("root", root)
     _check_proof(proof, inclusion_proof_size(index, size))
 
 
@@ -390,8 +391,7 @@ def verify_inclusion(
     :class:`InvalidHashLength`, :class:`ProofLengthMismatch` or :class:`RootMismatch`;
     returns None when the proof holds.
     """
-    _check_inclusion_args(leaf, index, size, proof)
-    _check_hash("root", root)
+    _check_inclusion_args(leaf, index, size, proof, root)
     computed = _chain_inclusion(leaf, index, size, proof)
     if computed != root:
         raise RootMismatch(root, computed, "root")
@@ -412,13 +412,13 @@ def verify_consistency(
     _check_hash("old_root", old_root)
     _check_hash("new_root", new_root)
     _check_proof(proof, consistency_proof_size(old_size, new_size))
-    if old_size == 0:
-        if old_root != EMPTY_ROOT:
-            raise RootMismatch(old_root, EMPTY_ROOT, "old_root")
-        return
+    if old_size == 0 and old_root != EMPTY_ROOT:
+        raise RootMismatch(old_root, EMPTY_ROOT, "old_root")
     if old_size == new_size:
         if new_root != old_root:
             raise RootMismatch(new_root, old_root, "new_root")
+        return
+    if old_size == 0:  # the empty tree is a prefix of every tree
         return
 
     path = list(proof)

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-# libzbar0: QR decoding (pyzbar); fonts-noto-cjk: Chinese text on printed invoices.
-APT_PACKAGES=(nodejs npm libzbar0 fonts-noto-cjk)
+# libzbar0: QR decoding (pyzbar); fonts-noto-cjk: Chinese text on printed invoices;
+# postgresql: the tests run the PostgreSQL variant against a real server they start.
+APT_PACKAGES=(nodejs npm libzbar0 fonts-noto-cjk postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

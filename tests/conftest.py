@@ -7,6 +7,7 @@ see each other's state.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -88,6 +89,87 @@ def make_config(
         payers=payers,
         kdf_iterations=2,  # fast keystores for tests; production uses scrypt
     )
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL server binaries missing: run `make setup` (Debian postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server (Debian's package) in a throw-away cluster on a free port.
+
+    Runs as the ``postgres`` system user, since the server refuses to run as root.
+    """
+    import shutil
+    import tempfile
+
+    bin_dir = _pg_bin()
+    root = Path(tempfile.mkdtemp(prefix="zeroclaim-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new empty database on the server, for one test."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:16]
+    dsn = server_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
 
 
 @pytest.fixture(params=BACKENDS)

@@ -22,6 +22,7 @@ from api.hospitals import register_hospital
 from api.services import Services, open_services
 from api.settings import Settings
 from chain.model import HospitalLevel
+from tests.conftest import fresh_database
 from verifier.canonical import patient_commitment
 
 HOSPITAL = "H33080200001"
@@ -132,10 +133,22 @@ def tampered(item: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each service test runs on SQLite (the default) and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, database_url: str | None) -> Iterator[World]:
     settings = Settings(
-        data_dir=tmp_path, anchor_batch_size=4, anchor_interval_ms=0, payers=("basic",)
+        data_dir=tmp_path,
+        anchor_batch_size=4,
+        anchor_interval_ms=0,
+        payers=("basic",),
+        database_url=database_url,
     )
     services = open_services(settings)
     keys = (Account.create(), Account.create())

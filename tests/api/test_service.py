@@ -70,7 +70,7 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         Settings(environment="production", data_dir=tmp_path)
     with pytest.raises(ValidationError, match="RPC_URL"):
         Settings(ledger_backend="rpc", data_dir=tmp_path)
-    with pytest.raises(ValidationError, match="HMAC_KEY, ZEROCLAIM_ENCRYPTION_KEY"):
+    with pytest.raises(ValidationError, match="ADMIN_TOKEN, ZEROCLAIM_HMAC_KEY, ZEROCLAIM_ENCRYPTION_KEY"):
         Settings(
             environment="production", keystore_password=SecretStr("long-secret"), data_dir=tmp_path
         )
@@ -79,6 +79,7 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         keystore_password=SecretStr("long-secret"),
         hmac_key=SecretStr("k" * 40),
         encryption_key=SecretStr("ab" * 32),
+        admin_token=SecretStr("a-real-admin-token"),
         data_dir=tmp_path,
     )
     assert ok.ledger_config().kdf_iterations is None  # production keystores use scrypt
