@@ -291,3 +291,18 @@ def test_void_by_the_hospital_signature(world: World) -> None:
         headers={"X-API-Key": world.hospital.api_key},
     )
     assert again.status_code == 409
+
+
+def test_qr_png_decodes_to_a_payload_signed_by_the_hospital(world: World) -> None:
+    from verifier.qr import decode_payload, decode_qr_image
+
+    world.upload([world.item(1)])
+    text = world.client.get("/api/v1/invoices/33082025-0000000001/qr").json()["payload"]
+    png = world.client.get("/api/v1/invoices/33082025-0000000001/qr.png")
+    assert png.headers["content-type"] == "image/png"
+    assert decode_qr_image(png.content) == [text]
+    payload = decode_payload(text)
+    assert payload.signer() == world.hospital.key.address
+    assert payload.domain() == world.services.domain
+    svg = world.client.get("/api/v1/invoices/33082025-0000000001/qr.svg")
+    assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
