@@ -70,7 +70,8 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         Settings(environment="production", data_dir=tmp_path)
     with pytest.raises(ValidationError, match="RPC_URL"):
         Settings(ledger_backend="rpc", data_dir=tmp_path)
-    with pytest.raises(ValidationError, match="ADMIN_TOKEN, ZEROCLAIM_HMAC_KEY, ZEROCLAIM_ENCRYPTION_KEY"):
+    unset = "ADMIN_TOKEN, ZEROCLAIM_HMAC_KEY, ZEROCLAIM_ENCRYPTION_KEY"
+    with pytest.raises(ValidationError, match=unset):
         Settings(
             environment="production", keystore_password=SecretStr("long-secret"), data_dir=tmp_path
         )
