@@ -183,7 +183,7 @@ class IngestService:
         self._sessions = sessions
         self._registry = registry
         self._domain = domain
-        self._personal = personal
+        self.personal = personal
         self._workers = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
 
@@ -321,7 +321,7 @@ class IngestService:
     def _insert(self, session: Session, new: list[_Prepared], batch_id: str, now: datetime) -> None:
         if not new:
             return
-        personal = self._personal
+        personal = self.personal
         invoices: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
         outbox: list[dict[str, Any]] = []

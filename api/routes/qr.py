@@ -1,15 +1,19 @@
-"""An invoice's QR fingerprint: the payload text, and the code as PNG or SVG."""
+"""An invoice's QR fingerprint (text, PNG, SVG) and its printable form (PDF, PNG)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy import select
 
+from api import printing
 from api.db import models
-from api.deps import ServicesDep
+from api.deps import HospitalDep, ServicesDep
+from api.errors import ApiError
+from api.invoice_store import load_invoice
 from api.routes.invoices import find_invoice
 from api.services import Services
 from verifier.qr import VERSION, QrPayload, encode_payload, qr_png, qr_svg
@@ -67,3 +71,56 @@ def qr_image_svg(
 ) -> Response:
     text = encode_payload(payload_of(services, find_invoice(services, key)))
     return Response(qr_svg(text, scale=scale), media_type="image/svg+xml")
+
+
+@router.get(
+    "/{key}/print.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "image/png": {}}}},
+)
+def printable(
+    services: ServicesDep, hospital: HospitalDep, key: str, fmt: Literal["pdf", "png"]
+) -> Response:
+    """The printable invoice of the issuing hospital: header, itemised table, QR code and the
+    ledger receipt; PDF (every page) or PNG (first page). Carries the patient's name, so only
+    the issuing hospital may fetch it."""
+    row = find_invoice(services, key)
+    if row.hospital != hospital:
+        raise ApiError(403, "wrong_hospital", "only the issuing hospital prints its invoices")
+    with services.sessions() as db:
+        invoice = load_invoice(db, row)
+        hospital_row = db.get(models.Hospital, row.hospital)
+        tx = (
+            db.scalar(
+                select(models.Checkpoint.tx_hash).where(
+                    models.Checkpoint.size == row.checkpoint_size
+                )
+            )
+            if row.checkpoint_size
+            else None
+        )
+    name = (
+        services.ingest.personal.decrypt_text(row.patient_name_enc, "patient_name")
+        if row.patient_name_enc
+        else None
+    )
+    receipt = printing.Receipt(
+        invoice_id="0x" + row.invoice_id.hex(),
+        record_hash="0x" + row.record_hash.hex(),
+        leaf_index=row.leaf_index,
+        checkpoint_size=row.checkpoint_size,
+        checkpoint_tx="0x" + tx.hex() if tx else None,
+        chain_id=services.domain.chain_id,
+        contract=services.domain.contract,
+        status="voided" if row.voided_by else "anchored" if row.checkpoint_size else "pending",
+    )
+    pages = printing.render_invoice(
+        invoice,
+        hospital_row.name if hospital_row else row.hospital,
+        encode_payload(payload_of(services, row)),
+        receipt,
+        name,
+    )
+    if fmt == "pdf":
+        return Response(printing.invoice_pdf(pages), media_type="application/pdf")
+    return Response(printing.invoice_png(pages), media_type="image/png")

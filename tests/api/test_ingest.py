@@ -306,3 +306,24 @@ def test_qr_png_decodes_to_a_payload_signed_by_the_hospital(world: World) -> Non
     assert payload.domain() == world.services.domain
     svg = world.client.get("/api/v1/invoices/33082025-0000000001/qr.svg")
     assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
+
+
+def test_printable_invoice_for_the_issuing_hospital_only(world: World) -> None:
+    from PIL import Image
+
+    from verifier.qr import decode_qr_image
+
+    world.upload([world.item(1)])
+    world.services.anchoring.run_once(force=True)
+    url = "/api/v1/invoices/33082025-0000000001/print"
+    assert world.client.get(f"{url}.pdf").status_code == 401
+    other = world.client.get(f"{url}.pdf", headers={"X-API-Key": world.other.api_key})
+    assert other.status_code == 403
+    pdf = world.client.get(f"{url}.pdf", headers={"X-API-Key": world.hospital.api_key})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    png = world.client.get(f"{url}.png", headers={"X-API-Key": world.hospital.api_key})
+    import io
+
+    assert Image.open(io.BytesIO(png.content)).size == (1240, 1754)
+    text = world.client.get("/api/v1/invoices/33082025-0000000001/qr").json()["payload"]
+    assert decode_qr_image(png.content) == [text]

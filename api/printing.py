@@ -1,0 +1,575 @@
+"""The printable invoice (医疗收费电子票据): A4 page images at 150 dpi, as PDF or PNG.
+
+The pages follow the shape of a Chinese medical fiscal e-invoice: title, header fields, the
+itemised detail (明细) paginated with its table header repeated, then on the last page the
+totals, the self-verifying QR code and the ledger receipt (区块链存证). Money is printed from
+integer fen with integer arithmetic only. The patient's ID number is never printed: the
+invoice holds only a commitment to it, and a name that looks like one is refused.
+
+Text is drawn with Noto Sans CJK SC (Debian package ``fonts-noto-cjk``), found at run time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Final, Literal
+
+from PIL import Image, ImageDraw, ImageFont
+
+from verifier.invoice import Invoice, ItemClass, VisitType
+from verifier.qr import qr_png
+
+DPI: Final = 150
+PAGE_SIZE: Final = (1240, 1754)  # A4 at 150 dpi
+CHINA_TIME: Final = timezone(timedelta(hours=8))
+STATUSES: Final = {
+    "pending": "待上链 pending",
+    "anchored": "已上链 anchored",
+    "voided": "已作废 voided",
+}
+
+FontStyle = Literal["regular", "bold", "mono"]
+Field = tuple[str, str, str]  # Chinese label, English label, value
+_FAMILY: Final = "Noto Sans CJK SC"
+_MONO_FAMILY: Final = "Noto Sans Mono CJK SC"
+_FONT_CANDIDATES: Final = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian, Ubuntu
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",  # Arch
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",  # Fedora
+    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
+)
+# The fiscal region (财政区划) is the first two digits of the bill code, as GB/T 2260.
+_PROVINCES: Final = {
+    "11": "北京市", "12": "天津市", "13": "河北省", "14": "山西省", "15": "内蒙古自治区",
+    "21": "辽宁省", "22": "吉林省", "23": "黑龙江省", "31": "上海市", "32": "江苏省",
+    "33": "浙江省", "34": "安徽省", "35": "福建省", "36": "江西省", "37": "山东省",
+    "41": "河南省", "42": "湖北省", "43": "湖南省", "44": "广东省", "45": "广西壮族自治区",
+    "46": "海南省", "50": "重庆市", "51": "四川省", "52": "贵州省", "53": "云南省",
+    "54": "西藏自治区", "61": "陕西省", "62": "甘肃省", "63": "青海省", "64": "宁夏回族自治区",
+    "65": "新疆维吾尔自治区",
+}  # fmt: skip
+_CLASS_LABELS: Final = {
+    ItemClass.A: "甲",
+    ItemClass.B: "乙",
+    ItemClass.C: "丙",
+    ItemClass.SELF_PAY: "自费",
+}
+_ID_NUMBER: Final = re.compile(r"[0-9]{15}|[0-9]{17}[0-9Xx]")
+
+# Layout, in pixels at 150 dpi.
+_LEFT, _RIGHT = 80, PAGE_SIZE[0] - 80
+_INK, _GREY, _RULE, _RED = (20, 20, 20), (100, 100, 100), (170, 170, 170), (170, 30, 30)
+_FIELDS_TOP, _FIELD_H, _HEAD_H, _ROW_H = 195, 40, 50, 30
+_TABLE_BOTTOM = PAGE_SIZE[1] - 110
+_RECEIPT_VALUE_X = _LEFT + 190
+_QR_TARGET = 260  # about 4.4 cm: phones and pyzbar read it from a print or a page image
+_CELL_STYLES: Final[tuple[FontStyle, ...]] = ("mono", "mono", "regular", "regular") + ("mono",) * 3
+_COLUMNS: Final = (  # Chinese, English, width, alignment; the name column takes the rest
+    ("序号", "No.", 60, "m"),
+    ("编码", "Code", 250, "l"),
+    ("名称", "Item", 0, "l"),
+    ("类别", "Class", 70, "m"),
+    ("单价", "Unit price", 120, "r"),
+    ("数量", "Qty", 90, "r"),
+    ("金额", "Amount", 130, "r"),
+)
+
+
+class PrintingError(Exception):
+    """Root of the errors of invoice printing."""
+
+
+class FontNotFound(PrintingError):
+    """Raised when no Noto Sans CJK SC font is installed; ``searched`` lists where we looked."""
+
+    def __init__(self, searched: Sequence[str]) -> None:
+        self.searched = tuple(searched)
+        super().__init__(
+            f"no {_FAMILY} font found (looked in {', '.join(self.searched)} and asked fc-match);"
+            " install the Debian package fonts-noto-cjk"
+        )
+
+
+class IdNumberInName(PrintingError):
+    """Raised when the patient name to print contains what looks like an ID number (the name
+    itself is not repeated in the message: it is personal data)."""
+
+    def __init__(self) -> None:
+        super().__init__("the patient name contains an ID number, which is never printed")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where the invoice stands on the ledger, as printed in the receipt block (区块链存证)."""
+
+    invoice_id: str  # hex
+    record_hash: str  # hex
+    leaf_index: int | None  # position in the log, None until appended
+    checkpoint_size: int | None  # size of the first anchored checkpoint that covers it
+    checkpoint_tx: str | None  # transaction that anchored that checkpoint
+    chain_id: int
+    contract: str
+    status: str  # pending, anchored or voided
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+
+
+def format_yuan(fen: int) -> str:
+    """Fen as yuan with two decimals, by integer arithmetic: 123456 -> ``1234.56``."""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{yuan}.{cents:02d}"
+
+
+def format_quantity(milli: int) -> str:
+    """Thousandths as a decimal with trailing zeros trimmed: 2500 -> ``2.5``, 1000 -> ``1``."""
+    whole, frac = divmod(abs(milli), 1000)
+    text = f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
+    return f"-{text}" if milli < 0 else text
+
+
+_DIGITS: Final = "零壹贰叁肆伍陆柒捌玖"
+
+
+def yuan_in_words(fen: int) -> str:
+    """The amount in financial capitals (大写) as on a bill: 123456 -> 壹仟贰佰叁拾肆元伍角陆分."""
+    if fen < 0:
+        raise ValueError(f"an amount in words is not negative, got {fen}")
+    yuan, cents = divmod(fen, 100)
+    jiao, fen_digit = divmod(cents, 10)
+    if yuan == 0 and cents == 0:
+        return "零元整"
+    out = _integer_words(yuan) + "元" if yuan else ""
+    if jiao:
+        out += _DIGITS[jiao] + "角"
+    elif yuan and fen_digit:
+        out += "零"
+    if fen_digit:
+        out += _DIGITS[fen_digit] + "分"
+    return out if cents else out + "整"
+
+
+def _integer_words(n: int) -> str:
+    groups = []
+    while n:
+        n, group = divmod(n, 10_000)
+        groups.append(group)
+    out, gap = "", False
+    for i in reversed(range(len(groups))):
+        group = groups[i]
+        if group == 0:
+            gap = bool(out)
+            continue
+        if out and (gap or group < 1000):
+            out += "零"
+        zero = False
+        for power, unit in ((1000, "仟"), (100, "佰"), (10, "拾"), (1, "")):
+            digit = group // power % 10
+            if digit == 0:
+                zero = zero or bool(out)
+                continue
+            out += ("零" if zero and not out.endswith("零") else "") + _DIGITS[digit] + unit
+            zero = False
+        out += ("", "万", "亿", "万亿", "亿亿")[i]
+        gap = False
+    return out
+
+
+@lru_cache(maxsize=1)
+def cjk_font_path() -> Path:
+    """The font file holding Noto Sans CJK SC: a usual path, else fontconfig's answer.
+
+    Raises ``FontNotFound``.
+    """
+    for candidate in _FONT_CANDIDATES:
+        if Path(candidate).is_file() and _face_index(candidate, _FAMILY) is not None:
+            return Path(candidate)
+    try:
+        found = subprocess.run(
+            ["fc-match", "-f", "%{file}", _FAMILY], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    # fc-match always answers, with a fallback font if need be: check the family is there.
+    if found and Path(found).is_file() and _face_index(found, _FAMILY) is not None:
+        return Path(found)
+    raise FontNotFound(_FONT_CANDIDATES)
+
+
+@lru_cache(maxsize=16)
+def _face_index(path: str, family: str) -> int | None:
+    for index in range(16):  # a .ttc holds the JP, KR, SC, TC and HK faces, then the Mono ones
+        try:
+            face = ImageFont.truetype(path, 12, index=index)
+        except OSError:
+            return None
+        if face.getname()[0] == family:
+            return index
+    return None
+
+
+@lru_cache(maxsize=64)
+def load_font(size: int, style: FontStyle = "regular") -> ImageFont.FreeTypeFont:
+    """Noto Sans CJK SC at ``size`` px: regular, bold (if installed) or the monospaced face
+    (for codes, hashes and numbers). Raises ``FontNotFound``."""
+    regular = str(cjk_font_path())
+    path, family = regular, _FAMILY
+    if style == "bold":
+        bold = regular.replace("Regular", "Bold")
+        if Path(bold).is_file() and _face_index(bold, _FAMILY) is not None:
+            path = bold
+    elif style == "mono" and _face_index(regular, _MONO_FAMILY) is not None:
+        family = _MONO_FAMILY
+    return ImageFont.truetype(path, size, index=_face_index(path, family) or 0)
+
+
+def fit_text(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+    """``text``, or its longest prefix followed by "…" that fits ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    low, high = 0, len(text)  # the longest fitting prefix is in [low, high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if font.getlength(text[:middle] + "…") <= width:
+            low = middle
+        else:
+            high = middle
+    return text[:low] + "…"
+
+
+def render_invoice(
+    invoice: Invoice,
+    hospital_name: str,
+    qr_text: str,
+    receipt: Receipt,
+    patient_name: str | None = None,
+) -> list[Image.Image]:
+    """The A4 pages (RGB, 1240x1754 px, 150 dpi) of the printable invoice.
+
+    Raises ``FontNotFound`` without the CJK font and ``IdNumberInName`` if ``patient_name``
+    contains an ID number. Each page's ``info["page_label"]`` is its "第 n/N 页" label.
+    """
+    if patient_name is not None and _ID_NUMBER.search(patient_name):
+        raise IdNumberInName()
+    qr = _qr_image(qr_text)
+    fields = _first_fields(invoice, hospital_name, patient_name)
+    first = (_TABLE_BOTTOM - _FIELDS_TOP - _FIELD_H * len(fields) - 28 - _HEAD_H) // _ROW_H
+    following = (_TABLE_BOTTOM - _FIELDS_TOP - _FIELD_H - 28 - _HEAD_H) // _ROW_H
+    receipt_lines = _receipt_lines(receipt, _RIGHT - qr.width - 30 - _RECEIPT_VALUE_X)
+    closing_height = 20 + 2 * _FIELD_H + 20 + max(44 + 28 * len(receipt_lines), qr.height + 40)
+    closing = math.ceil(closing_height / _ROW_H)
+    chunks = _paginate(len(invoice.lines), first, following, closing)
+    pages = []
+    for number, rows in enumerate(chunks, start=1):
+        page = _Page()
+        page.title(invoice)
+        if number == 1:
+            y = page.fields(fields)
+        else:
+            y = page.fields(
+                [
+                    [
+                        ("票据代码", "Bill code", invoice.bill_code),
+                        ("票据号码", "Bill no.", f"{invoice.bill_number}（续 continued）"),
+                    ]
+                ]
+            )
+        y = page.table(invoice, rows, y + 20)
+        if number == len(chunks):
+            page.closing(invoice, receipt_lines, qr, y + 20, receipt.status == "voided")
+        label = f"第 {number}/{len(chunks)} 页"
+        page.footer(invoice, f"{label} · page {number} of {len(chunks)}")
+        if receipt.status == "voided":
+            page.stamp()
+        page.image.info["page_label"] = label
+        pages.append(page.image)
+    return pages
+
+
+def invoice_pdf(pages: Sequence[Image.Image]) -> bytes:
+    """The pages as one PDF at 150 dpi (JPEG at high quality without chroma subsampling, so that
+    text stays sharp and the QR code scans)."""
+    out = io.BytesIO()
+    first, *rest = pages
+    first.save(
+        out, "PDF", resolution=float(DPI), save_all=True, append_images=rest,
+        quality=90, subsampling=0, title="Medical e-invoice", creator="zeroclaim",
+    )  # fmt: skip
+    return out.getvalue()
+
+
+def invoice_png(pages: Sequence[Image.Image]) -> bytes:
+    """The first page as a PNG at 150 dpi."""
+    out = io.BytesIO()
+    pages[0].save(out, "PNG", dpi=(DPI, DPI))
+    return out.getvalue()
+
+
+def _first_fields(
+    invoice: Invoice, hospital_name: str, patient_name: str | None
+) -> list[list[Field]]:
+    issued = invoice.issued_at
+    issued = issued.replace(tzinfo=CHINA_TIME) if issued.tzinfo is None else issued
+    inpatient = invoice.visit_type is VisitType.INPATIENT
+    rows: list[list[Field]] = [
+        [
+            ("票据代码", "Bill code", invoice.bill_code),
+            ("票据号码", "Bill no.", invoice.bill_number),
+        ],
+        [
+            ("校验码", "Check code", invoice.check_code),
+            ("开票日期", "Issued", f"{issued.astimezone(CHINA_TIME):%Y-%m-%d %H:%M:%S} +08:00"),
+        ],
+        [("医疗机构", "Hospital", f"{hospital_name}（{invoice.hospital}）")],
+        [
+            ("就诊类型", "Visit", "住院 inpatient" if inpatient else "门诊 outpatient"),
+            ("科室", "Department", invoice.department),
+        ],
+    ]
+    if inpatient:
+        admitted, discharged = invoice.admitted_on, invoice.discharged_on
+        days = f"（{(discharged - admitted).days} 天 days）" if admitted and discharged else ""
+        rows.append(
+            [
+                ("入院日期", "Admitted", str(admitted or "——")),
+                ("出院日期", "Discharged", f"{discharged or '——'}{days}"),
+            ]
+        )
+    rows.append([("诊断", "ICD-10", "，".join(invoice.diagnoses) or "——")])
+    rows.append(
+        [
+            ("患者", "Patient", patient_name or "——"),
+            ("明细", "Lines", f"{len(invoice.lines)} 项 items"),
+        ]
+    )
+    return rows
+
+
+def _paginate(count: int, first: int, following: int, closing: int) -> list[range]:
+    """Rows per page: as many as fit, leaving ``closing`` rows free on the last page; when the
+    rest fits on a page but not with the closing block, it is shared with the last page so
+    that the totals do not stand under a single row."""
+    if following - closing < 1:
+        raise ValueError("the closing block does not fit on a page")
+    chunks: list[range] = []
+    start = 0
+    while True:
+        capacity = first if not chunks else following
+        remaining = count - start
+        if remaining <= capacity - closing:
+            return [*chunks, range(start, count)]
+        if remaining > capacity:
+            take = capacity
+        else:  # fits, but not with the closing block: share the rest with the last page
+            take = max(remaining - (following - closing), remaining // 2)
+        chunks.append(range(start, start + take))
+        start += take
+
+
+def _qr_image(text: str) -> Image.Image:
+    with Image.open(io.BytesIO(qr_png(text, scale=1, border=4))) as probe:
+        modules = probe.width
+    scale = max(3, math.ceil(_QR_TARGET / modules))  # whole pixels per module stay crisp
+    with Image.open(io.BytesIO(qr_png(text, scale=scale, border=4))) as qr:
+        return qr.convert("L")
+
+
+def _receipt_lines(receipt: Receipt, width: float) -> list[Field]:
+    """The printed lines of the receipt block, long values wrapped to ``width`` pixels (a label
+    only on the first line of its value)."""
+    absent = "——"
+    leaf, size = receipt.leaf_index, receipt.checkpoint_size
+    rows = [
+        ("状态", "Status", STATUSES[receipt.status]),
+        ("票据ID", "Invoice id", receipt.invoice_id),
+        ("记录哈希", "Record hash", receipt.record_hash),
+        ("日志序号", "Leaf index", absent if leaf is None else str(leaf)),
+        ("检查点", "Checkpoint", absent if size is None else f"size {size}"),
+        ("上链交易", "Anchor tx", _abbreviate(receipt.checkpoint_tx or absent)),
+        ("链ID", "Chain id", str(receipt.chain_id)),
+        ("合约", "Contract", receipt.contract),
+    ]  # fmt: skip
+    mono = load_font(16, "mono")
+    return [
+        (zh, en, part) if i == 0 else ("", "", part)
+        for zh, en, value in rows
+        for i, part in enumerate(_wrap(value, mono, width))
+    ]
+
+
+def _abbreviate(value: str, keep: int = 10) -> str:
+    head = keep + 2 if value.startswith("0x") else keep
+    return value if len(value) <= head + keep + 1 else f"{value[:head]}…{value[-keep:]}"
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    lines = [""]
+    for char in text:
+        if lines[-1] and font.getlength(lines[-1] + char) > width:
+            lines.append("")
+        lines[-1] += char
+    return lines
+
+
+class _Page:
+    """One page being drawn, block by block; a block of variable height returns the y below it."""
+
+    def __init__(self) -> None:
+        self.image = Image.new("RGB", PAGE_SIZE, "white")
+        self.draw = ImageDraw.Draw(self.image)
+        self.qr: tuple[Image.Image, tuple[int, int]] | None = None
+
+    def text(
+        self,
+        xy: tuple[float, float],
+        text: str,
+        size: int = 18,
+        style: FontStyle = "regular",
+        fill: tuple[int, int, int] = _INK,
+        anchor: str = "lm",
+        width: float | None = None,
+    ) -> None:
+        font = load_font(size, style)
+        shown = text if width is None else fit_text(text, font, width)
+        self.draw.text(xy, shown, font=font, fill=fill, anchor=anchor)
+
+    def title(self, invoice: Invoice) -> None:
+        region = _PROVINCES.get(invoice.bill_code[:2], "")
+        centre = PAGE_SIZE[0] / 2
+        self.text((centre, 95), f"{region}医疗收费电子票据", 44, "bold", _RED, "mm")
+        self.text((centre, 145), "Medical e-invoice (fiscal bill)", 20, fill=_GREY, anchor="mm")
+        for y in (170, 175):
+            self.draw.line([(_LEFT, y), (_RIGHT, y)], fill=_RED, width=2 if y == 170 else 1)
+
+    def fields(self, rows: list[list[Field]]) -> int:
+        y = _FIELDS_TOP
+        half = (_RIGHT - _LEFT) // 2
+        for row in rows:
+            for column, (zh, en, value) in enumerate(row):
+                x = _LEFT + 10 + column * half
+                span = (_RIGHT - _LEFT - 20) if len(row) == 1 else half - 20
+                self.text((x, y + _FIELD_H / 2), zh, 19, fill=_GREY)
+                self.text((x + 82, y + _FIELD_H / 2), en, 13, fill=_GREY)
+                self.text((x + 200, y + _FIELD_H / 2), value, 19, width=span - 200)
+            y += _FIELD_H
+        self.draw.rectangle([_LEFT, _FIELDS_TOP - 8, _RIGHT, y + 8], outline=_RULE)
+        return y + 8
+
+    def table(self, invoice: Invoice, rows: range, top: int) -> int:
+        widths = [w or (_RIGHT - _LEFT - sum(c[2] for c in _COLUMNS)) for *_, w, _ in _COLUMNS]
+        edges = [_LEFT + sum(widths[:i]) for i in range(len(widths) + 1)]
+        self.draw.rectangle([_LEFT, top, _RIGHT, top + _HEAD_H], fill=(238, 238, 238))
+        for (zh, en, _, align), x0, x1 in zip(_COLUMNS, edges, edges[1:], strict=False):
+            self._cell(zh, x0, x1, top + 17, align, 17, "bold")
+            self._cell(en, x0, x1, top + 37, align, 12, "regular", _GREY)
+        y = top + _HEAD_H
+        for i in rows:
+            line = invoice.lines[i]
+            if (i - rows.start) % 2:
+                self.draw.rectangle([_LEFT, y, _RIGHT, y + _ROW_H], fill=(248, 248, 248))
+            cells = (str(i + 1), line.code, line.name, _CLASS_LABELS[line.item_class],
+                     format_yuan(line.unit_price), format_quantity(line.quantity_milli),
+                     format_yuan(line.amount))  # fmt: skip
+            for (*_, align), x0, x1, cell, style in zip(
+                _COLUMNS, edges, edges[1:], cells, _CELL_STYLES, strict=False
+            ):
+                self._cell(cell, x0, x1, y + _ROW_H / 2, align, 17, style)
+            y += _ROW_H
+        self.draw.rectangle([_LEFT, top, _RIGHT, y], outline=_RULE)
+        for x in edges[1:-1]:
+            self.draw.line([(x, top), (x, y)], fill=_RULE)
+        self.draw.line([(_LEFT, top + _HEAD_H), (_RIGHT, top + _HEAD_H)], fill=_RULE)
+        return y
+
+    def _cell(
+        self,
+        text: str,
+        x0: int,
+        x1: int,
+        y: float,
+        align: str,
+        size: int,
+        style: FontStyle,
+        fill: tuple[int, int, int] = _INK,
+    ) -> None:
+        pad = 8
+        x = {"l": x0 + pad, "m": (x0 + x1) / 2, "r": x1 - pad}[align]
+        self.text((x, y), text, size, style, fill, align + "m", x1 - x0 - 2 * pad)
+
+    def closing(
+        self, invoice: Invoice, receipt: list[Field], qr: Image.Image, top: int, voided: bool
+    ) -> None:
+        half = (_RIGHT - _LEFT) // 2
+        self.fields_at(
+            top,
+            [
+                ("合计（大写）", "In words", f"人民币 {yuan_in_words(invoice.total)}", _LEFT),
+                ("合计", "Total", f"¥{format_yuan(invoice.total)}", _LEFT + half + 140),
+            ],
+        )
+        self.fields_at(
+            top + _FIELD_H,
+            [
+                ("医保统筹支付", "Insurance paid", format_yuan(invoice.insurance_paid), _LEFT),
+                ("个人支付", "Patient paid", format_yuan(invoice.patient_paid), _LEFT + half + 140),
+            ],
+        )
+        self.draw.rectangle([_LEFT, top, _RIGHT, top + 2 * _FIELD_H], outline=_RULE)
+        y = top + 2 * _FIELD_H + 20
+        qr_x = _RIGHT - qr.width
+        self.qr = (qr, (qr_x, y))
+        self.image.paste(qr, (qr_x, y))
+        self.text((qr_x + qr.width / 2, y + qr.height + 14), "扫码查验 / scan to verify", 18,
+                  anchor="mm")  # fmt: skip
+        self.receipt(receipt, y, voided)
+
+    def fields_at(self, top: int, fields: list[tuple[str, str, str, int]]) -> None:
+        middle = top + _FIELD_H / 2
+        for zh, en, value, x in fields:
+            after_zh = x + 10 + load_font(19).getlength(zh) + 6
+            self.text((x + 10, middle), zh, 19, fill=_GREY)
+            self.text((after_zh, middle), en, 13, fill=_GREY)
+            self.text((after_zh + load_font(13).getlength(en) + 14, middle), value, 20, "bold")
+
+    def receipt(self, lines: list[Field], top: int, voided: bool) -> None:
+        self.text((_LEFT, top + 16), "区块链存证 Ledger receipt", 20, "bold")
+        for i, (zh, en, value) in enumerate(lines):
+            y = top + 58 + 28 * i
+            self.text((_LEFT, y), zh, 16, fill=_GREY)
+            self.text((_LEFT + 74, y), en, 12, fill=_GREY)
+            self.text((_RECEIPT_VALUE_X, y), value, 16, "mono", _RED if voided and i == 0 else _INK)
+
+    def footer(self, invoice: Invoice, label: str) -> None:
+        y = PAGE_SIZE[1] - 60
+        self.draw.line([(_LEFT, y - 25), (_RIGHT, y - 25)], fill=_RULE)
+        self.text((_LEFT, y), f"票据 {invoice.reference}", 15, fill=_GREY)
+        self.text((PAGE_SIZE[0] / 2, y), label, 16, anchor="mm")
+        self.text((_RIGHT, y), "zeroclaim", 15, fill=_GREY, anchor="rm")
+
+    def stamp(self) -> None:
+        font = load_font(120, "bold")
+        text = "已作废 VOIDED"
+        box = font.getbbox(text, anchor="lt")
+        layer = Image.new("RGBA", (int(box[2]) + 80, int(box[3]) + 80), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        draw.rounded_rectangle(
+            [4, 4, layer.width - 5, layer.height - 5], 24, outline=_RED, width=10
+        )
+        draw.text((40, 40), text, font=font, fill=_RED, anchor="lt")
+        layer = layer.rotate(25, expand=True, resample=Image.Resampling.BICUBIC)
+        alpha = layer.getchannel("A").point(lambda a: a * 55 // 100)
+        layer.putalpha(alpha)
+        x = (PAGE_SIZE[0] - layer.width) // 2
+        y = (PAGE_SIZE[1] - layer.height) // 2
+        self.image.paste(layer, (x, y), layer)
+        if self.qr is not None:  # the QR code stays scannable: it is how the void is verified
+            self.image.paste(*self.qr)
