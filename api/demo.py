@@ -1,52 +1,124 @@
-"""Demo data for ``make run``: a registered demo hospital and a few anchored invoice leaves.
+"""Demo data for ``make run`` and ``zeroclaim demo generate``: the Quzhou-shaped synthetic
+dataset of ``api.demo_data`` pushed through the real upload path.
 
-The invoice model and the Quzhou-shaped generator come with the invoice issue; until then the
-demo log holds synthetic leaves so that checkpoints and proofs can be explored.
+Demo mode registers each demo hospital with its demo key and signs on its behalf; a real
+hospital keeps its own key and signs at its billing office (``zeroclaim hospital sign``).
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
+from api import demo_data
+from api.hospitals import register_hospital
 from api.services import Services
-from chain.keys import KeyStore
-from chain.model import HospitalLevel, InvoiceLeaf
 
-DEMO_HOSPITAL = "H33080200001"
+KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))
+API_KEYS_FILE = "demo-api-keys.json"
 
 
-def seed_demo(services: Services, invoices: int = 200) -> int:
-    """Registers the demo hospital and appends demo leaves on a fresh ledger; returns how many
-    leaves were added (0 when the log already holds data)."""
-    ledger = services.session.ledger
-    session = services.session
-    if ledger.hospital(DEMO_HOSPITAL) is None:
-        # Demo mode keeps the demo hospital's key; a real hospital keeps its own.
-        keys = KeyStore(
-            session.config.data_dir / "demo-hospital-keys",
-            session.config.keystore_password,
-            session.config.kdf_iterations,
-        )
-        key = keys.load_or_create("h33080200001")
-        ledger.register_hospital(
-            session.authority,
-            DEMO_HOSPITAL,
-            HospitalLevel.TERTIARY,
-            key.address,
-            datetime(2024, 1, 1, tzinfo=UTC),
-        )
+def batch_items(
+    dataset: demo_data.DemoDataset, signatures: list[bytes] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Upload items per hospital code (signed when ``signatures`` are given)."""
+    items: dict[str, list[dict[str, Any]]] = {}
+    for index, invoice in enumerate(dataset.invoices):
+        citizen = dataset.citizen_of(index)
+        item: dict[str, Any] = {
+            "invoice": demo_data.invoice_json(invoice),
+            "patient": {
+                "id_number": citizen.id_number,
+                "name": citizen.name,
+                "salt": dataset.patients[index].salt.hex(),
+            },
+        }
+        if signatures is not None:
+            item["signature"] = "0x" + signatures[index].hex()
+        items.setdefault(invoice.hospital, []).append(item)
+    return items
+
+
+def register_demo_hospitals(services: Services, dataset: demo_data.DemoDataset) -> dict[str, str]:
+    """Registers every demo hospital not yet registered; returns the new API keys by code."""
+    services.registry.refresh()
+    keys = {}
+    for hospital in dataset.hospitals:
+        if services.registry.hospital(hospital.code) is None:
+            keys[hospital.code] = register_hospital(
+                services,
+                hospital.code,
+                hospital.name,
+                hospital.level,
+                hospital.address,
+                KEYS_VALID_FROM,
+            )
+    return keys
+
+
+def seed_demo(services: Services, preset: str = "small", seed: int = 2025) -> int:
+    """Uploads the demo dataset on a fresh service; returns the invoices added (0 when the log
+    already holds data). The demo API keys are written to ``data_dir/demo-api-keys.json``."""
     if services.log.size:
         return 0
-    leaves = [
-        InvoiceLeaf(
-            invoice_id=hashlib.sha256(b"demo-invoice-%d" % n).digest(),
-            record_hash=hashlib.sha256(b"demo-record-%d" % n).digest(),
-            hospital=DEMO_HOSPITAL,
-            total=1_000 + 37 * n,
+    dataset = demo_data.generate(seed, preset)
+    api_keys = register_demo_hospitals(services, dataset)
+    keys_file = services.settings.data_dir / API_KEYS_FILE
+    known = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    keys_file.write_text(json.dumps({**known, **api_keys}, indent=1))
+    keys_file.chmod(0o600)
+    signatures = demo_data.sign_invoices(dataset, services.domain)
+    added = 0
+    for hospital, items in batch_items(dataset, signatures).items():
+        for start in range(0, len(items), 1000):
+            result = services.ingest.upload(hospital, items[start : start + 1000])
+            if result.refusals:
+                raise RuntimeError(f"demo invoice refused: {result.refusals[0]}")
+            added += len(result.receipts)
+        with services.lock:  # as the background loop would between uploads
+            services.anchoring.run_once()
+    with services.lock:
+        services.anchoring.run_once(force=True)
+    return added
+
+
+def write_dataset(dataset: demo_data.DemoDataset, out: Path) -> dict[str, Any]:
+    """Writes unsigned per-hospital batches, the hospitals and their demo keys to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "batches").mkdir(exist_ok=True)
+    for code, items in batch_items(dataset).items():
+        (out / "batches" / f"{code}.json").write_text(
+            json.dumps({"items": items}, ensure_ascii=False)
         )
-        for n in range(invoices)
-    ]
-    services.sequencer.ingest(leaves)
-    services.sequencer.anchor()
-    return len(leaves)
+    (out / "hospitals.json").write_text(
+        json.dumps(
+            [
+                {
+                    "code": h.code,
+                    "name": h.name,
+                    "district": h.district,
+                    "level": h.level.name.lower(),
+                    "address": h.address,
+                }
+                for h in dataset.hospitals
+            ],
+            ensure_ascii=False,
+            indent=1,
+        )
+    )
+    keys = out / "demo-hospital-keys.json"
+    keys.write_text(
+        json.dumps({h.code: "0x" + h.private_key.hex() for h in dataset.hospitals}, indent=1)
+    )
+    keys.chmod(0o600)
+    return {
+        "preset": dataset.preset,
+        "seed": dataset.seed,
+        "hospitals": len(dataset.hospitals),
+        "invoices": len(dataset.invoices),
+        "lines": dataset.line_count,
+        "total_fen": dataset.total_fen,
+        "out": str(out),
+    }

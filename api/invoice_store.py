@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,8 +14,8 @@ from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
 def load_invoice(db: Session, row: models.Invoice) -> Invoice:
     """The full invoice (header and lines) of a stored row, as the hospital signed it.
 
-    Times come back in UTC; the issue time's original offset is in the signed visit record,
-    not needed to rebuild hashes that were checked at upload.
+    Times come back with the UTC offsets they were written with, so the record hash and the
+    detail root recomputed from the result equal the signed ones.
     """
     lines = db.scalars(
         select(models.InvoiceLine)
@@ -25,7 +27,9 @@ def load_invoice(db: Session, row: models.Invoice) -> Invoice:
         bill_number=row.bill_number,
         check_code=row.check_code,
         hospital=row.hospital,
-        issued_at=row.issued_at,
+        issued_at=row.issued_at.astimezone(
+            timezone(timedelta(minutes=row.issued_utc_offset_minutes))
+        ),
         visit_type=VisitType(row.visit_type),
         admitted_on=row.admitted_on,
         discharged_on=row.discharged_on,

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ledger
+from bench import ingest, ledger
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"ledger": ledger.run}
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"ledger": ledger.run, "ingest": ingest.run}
 
 
 def machine() -> str:

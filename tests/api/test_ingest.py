@@ -327,3 +327,20 @@ def test_printable_invoice_for_the_issuing_hospital_only(world: World) -> None:
     assert Image.open(io.BytesIO(png.content)).size == (1240, 1754)
     text = world.client.get("/api/v1/invoices/33082025-0000000001/qr").json()["payload"]
     assert decode_qr_image(png.content) == [text]
+
+
+def test_a_stored_invoice_reads_back_as_signed(world: World) -> None:
+    from api.invoice_store import load_invoice
+    from verifier.canonical import SignedFields
+    from verifier.invoice import parse_invoice
+
+    item = world.item(1)
+    world.upload([item])
+    with world.services.sessions() as db:
+        row = db.scalars(select(models.Invoice)).one()
+        loaded = load_invoice(db, row)
+    original = parse_invoice(item["invoice"])
+    assert loaded == original
+    assert [ln.time.utcoffset() for ln in loaded.lines] == [
+        ln.time.utcoffset() for ln in original.lines]
+    assert SignedFields.of(loaded).record_hash() == row.record_hash

@@ -1,8 +1,8 @@
-"""invoices, lines, hospitals, outbox, checkpoints
+"""initial schema: hospitals, keys, invoices, lines, outbox, checkpoints
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:09:20.115521
+Create Date: 2026-11-23 18:29:52.091718
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("check_code", sa.String(length=6), nullable=False),
         sa.Column("hospital", sa.String(length=32), nullable=False),
         sa.Column("issued_at", api.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("issued_utc_offset_minutes", sa.SmallInteger(), nullable=False),
         sa.Column("visit_type", sa.String(length=12), nullable=False),
         sa.Column("admitted_on", sa.Date(), nullable=True),
         sa.Column("discharged_on", sa.Date(), nullable=True),
@@ -115,7 +116,8 @@ def upgrade() -> None:
         sa.Column("quantity_milli", sa.BigInteger(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("department", sa.String(length=100), nullable=False),
-        sa.Column("time", api.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at_epoch", sa.BigInteger(), nullable=False),
+        sa.Column("utc_offset_minutes", sa.SmallInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["invoice_id"],
             ["invoices.invoice_id"],
