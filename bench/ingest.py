@@ -42,7 +42,7 @@ def run(preset: str = "quzhou", seed: int = 2025) -> dict[str, Any]:
         for hospital, items in batches.items():
             for lo in range(0, len(items), BATCH):
                 t = time.perf_counter()
-                result = services.ingest.upload(hospital, items[lo:lo + BATCH])
+                result = services.ingest.upload(hospital, items[lo : lo + BATCH])
                 upload_seconds += time.perf_counter() - t
                 if result.refusals:
                     raise RuntimeError(f"refused: {result.refusals[0]}")

@@ -342,5 +342,6 @@ def test_a_stored_invoice_reads_back_as_signed(world: World) -> None:
     original = parse_invoice(item["invoice"])
     assert loaded == original
     assert [ln.time.utcoffset() for ln in loaded.lines] == [
-        ln.time.utcoffset() for ln in original.lines]
+        ln.time.utcoffset() for ln in original.lines
+    ]
     assert SignedFields.of(loaded).record_hash() == row.record_hash
