@@ -14,6 +14,7 @@ from api.db.session import make_engine, session_factory, upgrade
 from api.ingest import IngestService
 from api.registry import RegistryCache
 from api.settings import Settings
+from api.verification import RateLimiter, VerificationService
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
@@ -39,6 +40,8 @@ class Services:
     anchoring: AnchorService
     domain: Domain
     lock: threading.RLock = field(default_factory=threading.RLock)
+    verification: VerificationService = field(init=False)
+    rate_limiter: RateLimiter = field(init=False)
 
     def close(self) -> None:
         self.ingest.close()
@@ -70,7 +73,7 @@ def open_services(settings: Settings) -> Services:
     )
     ingest = IngestService(sessions, registry, domain, personal)
     anchoring = AnchorService(sessions, sequencer)
-    return Services(
+    services = Services(
         settings,
         engine,
         sessions,
@@ -82,3 +85,6 @@ def open_services(settings: Settings) -> Services:
         anchoring,
         domain,
     )
+    services.verification = VerificationService(services)
+    services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
+    return services

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         SecretStr(DEV_ENCRYPTION_KEY), description="64 hex digits: AES-256-GCM key"
     )
 
+    verify_per_minute: int = Field(60, ge=1, description="verifications per client per minute")
+    verify_burst: int = Field(20, ge=1, description="verifications a client may send at once")
+
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")

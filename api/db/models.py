@@ -182,3 +182,14 @@ class Checkpoint(Base):
     tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     anchored_at: Mapped[datetime]
+
+
+class Verification(Base):
+    """How many times an invoice was verified (查验次数), shown in every verdict; an invoice
+    verified unusually often is a smart-audit signal."""
+
+    __tablename__ = "verifications"
+
+    invoice_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime]

@@ -1,0 +1,115 @@
+"""Verification of an invoice by anyone: QR text, a photo of the QR code, or the bill code and
+number typed in. Rate-limited per client."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, Field, model_validator
+
+from api.deps import ServicesDep
+from api.errors import ApiError
+from verifier.pipeline import Reference, Verdict
+
+router = APIRouter(prefix="/verify", tags=["verify"])
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+
+
+class VerifyRequest(BaseModel):
+    """Either ``qr_text``, or ``bill_code``, ``bill_number`` and ``check_code`` (and the amount
+    and date when printed)."""
+
+    qr_text: str | None = Field(None, max_length=4096)
+    bill_code: str | None = Field(None, pattern=r"^[0-9]{8}$")
+    bill_number: str | None = Field(None, pattern=r"^[0-9]{10}$")
+    check_code: str | None = Field(None, pattern=r"^[0-9A-Za-z]{6}$")
+    amount_fen: int | None = Field(None, ge=0)
+    issued_on: date | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> VerifyRequest:
+        typed = (self.bill_code, self.bill_number, self.check_code)
+        if (self.qr_text is None) == (None in typed):
+            # As on the fiscal verification platforms: code and number are sequential and
+            # guessable, the check code shows the bill was seen.
+            raise ValueError("send either qr_text, or bill_code, bill_number and check_code")
+        return self
+
+
+class VerdictPublic(BaseModel):
+    valid: bool
+    failed_step: str | None
+    invoice_id: str | None
+    reference: str | None
+    verification_count: int | None
+    milliseconds: float
+    steps: list[dict[str, Any]]
+
+
+def _limit(services: ServicesDep, request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    wait = services.rate_limiter.allow(client)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many verifications: retry in {wait:.0f} s",
+            retry_after_seconds=round(wait, 1),
+        )
+
+
+def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
+    body = verdict.as_json()
+    return VerdictPublic(
+        valid=body["valid"],
+        failed_step=body["failed_step"],
+        invoice_id=body["invoice_id"],
+        reference=body["reference"],
+        verification_count=count,
+        milliseconds=body["milliseconds"],
+        steps=body["steps"],
+    )
+
+
+@router.post("", response_model=VerdictPublic)
+def verify_text(
+    services: ServicesDep, request: Request, body: Annotated[VerifyRequest, Body()]
+) -> VerdictPublic:
+    """Verifies a QR text (ours or a fiscal e-bill pointer) or a typed bill code and number.
+
+    The verdict lists every step (decode, parse, canonicalise, signature, registry, inclusion,
+    record, status) with a stable code and a sentence in Chinese and English, and stops at the
+    first failure. An invalid invoice is a 200 with ``valid: false``, not an error."""
+    _limit(services, request)
+    source: str | Reference
+    if body.qr_text is not None:
+        source = body.qr_text
+    else:
+        assert body.bill_code is not None and body.bill_number is not None
+        source = Reference(
+            body.bill_code, body.bill_number, body.check_code, body.amount_fen, body.issued_on
+        )
+    return _public(*services.verification.verify(source))
+
+
+@router.post(
+    "/image",
+    response_model=VerdictPublic,
+    openapi_extra={
+        "requestBody": {"content": {"image/png": {}, "image/jpeg": {}}, "required": True}
+    },
+)
+async def verify_image(services: ServicesDep, request: Request) -> VerdictPublic:
+    """Verifies a photo of the QR code: send the PNG or JPEG bytes as the request body."""
+    _limit(services, request)
+    data = await request.body()
+    if not data:
+        raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ApiError(413, "image_too_large", f"at most {MAX_IMAGE_BYTES // 1024 // 1024} MiB")
+    from starlette.concurrency import run_in_threadpool
+
+    verdict, count = await run_in_threadpool(services.verification.verify, data)
+    return _public(verdict, count)

@@ -1,0 +1,159 @@
+"""Online verification: the pipeline of ``verifier.pipeline`` with the service's facts.
+
+The registry step uses the cache replayed from chain events; the inclusion step takes the
+record and proof from the database and log but the checkpoint root from the chain, so a
+tampered database fails it; the status step reads the claim state from the chain. Every
+verification that identifies an invoice is counted (查验次数), and the count is shown.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from api.db import models
+from chain.model import ClaimState
+from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
+
+if TYPE_CHECKING:
+    from api.services import Services
+
+
+class ServiceFacts:
+    """``verifier.pipeline.LedgerFacts`` over the service's database, log and chain."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._roots: dict[int, bytes] = {}  # anchored roots never change: cache them
+
+    def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None:
+        services = self._services
+        with services.sessions() as db:
+            row = db.get(models.Invoice, invoice_id)
+        if row is None:
+            return None
+        proof: tuple[bytes, ...] = ()
+        if row.leaf_index is not None and row.checkpoint_size is not None:
+            with services.lock:
+                proof = tuple(services.log.inclusion_proof(row.leaf_index, row.checkpoint_size))
+        return AnchoredRecord(
+            bill_code=row.bill_code,
+            bill_number=row.bill_number,
+            check_code=row.check_code,
+            hospital=row.hospital,
+            issued_at=row.issued_at,
+            total=row.total,
+            patient_commitment=row.patient_commitment,
+            detail_root=row.detail_root,
+            record_hash=row.record_hash,
+            leaf_index=row.leaf_index,
+            checkpoint_size=row.checkpoint_size,
+            proof=proof,
+        )
+
+    def checkpoint_root(self, size: int) -> bytes | None:
+        root = self._roots.get(size)
+        if root is None:
+            with self._services.lock:
+                checkpoint = self._services.session.ledger.checkpoint(size)
+            if checkpoint is None:
+                return None
+            root = self._roots[size] = checkpoint.root
+        return root
+
+    def claim_state(self, invoice_id: bytes) -> ClaimState:
+        with self._services.lock:
+            return self._services.session.ledger.claim_state(invoice_id)
+
+
+class VerificationService:
+    """Verifies QR texts, photos and typed references; counts verifications per invoice."""
+
+    def __init__(
+        self, services: Services, read_image: Callable[[bytes], list[str]] | None = None
+    ) -> None:
+        self._services = services
+        self._facts = ServiceFacts(services)
+        self._read_image = read_image
+
+    def verify(self, source: bytes | str | Reference) -> tuple[Verdict, int | None]:
+        """The verdict and how many times this invoice has now been verified (None when the
+        input named no invoice)."""
+        services = self._services
+        services.registry.refresh()
+        verdict = verify(
+            source,
+            judge=services.registry,
+            facts=self._facts,
+            domain=services.domain,
+            read_image=self._read_image,
+        )
+        count = self._count(verdict.invoice_id) if verdict.invoice_id else None
+        return verdict, count
+
+    def _count(self, invoice_id: bytes) -> int:
+        now = datetime.now(UTC)
+        with self._services.sessions() as db:
+            dialect = db.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(models.Verification).values(
+                invoice_id=invoice_id, count=1, last_at=now
+            )
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[models.Verification.invoice_id],
+                    set_={"count": models.Verification.count + 1, "last_at": now},
+                )
+            )
+            db.commit()
+            return int(
+                db.scalar(
+                    select(models.Verification.count).where(
+                        models.Verification.invoice_id == invoice_id
+                    )
+                )
+                or 0
+            )
+
+    def count_of(self, invoice_id: bytes) -> int:
+        with self._services.sessions() as db:
+            return int(
+                db.scalar(
+                    select(models.Verification.count).where(
+                        models.Verification.invoice_id == invoice_id
+                    )
+                )
+                or 0
+            )
+
+
+class RateLimiter:
+    """A token bucket per client: ``per_minute`` requests, bursts up to ``burst``."""
+
+    def __init__(
+        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds to wait."""
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(client, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - at) * self._rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1 - tokens) / self._rate
