@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -124,3 +124,40 @@ def printable(
     if fmt == "pdf":
         return Response(printing.invoice_pdf(pages), media_type="application/pdf")
     return Response(printing.invoice_png(pages), media_type="image/png")
+
+
+@router.get("/{key}/lines/{line_no}/proof")
+def line_proof(
+    services: ServicesDep, hospital: HospitalDep, key: str, line_no: int
+) -> dict[str, Any]:
+    """Proof that detail line ``line_no`` (from 1) belongs to the anchored invoice, checkable
+    with ``verifier.line_proof.verify_line_proof`` and the checkpoint root on chain. Lines are
+    medical detail: only the issuing hospital may fetch them here."""
+    from api.invoice_store import load_invoice
+    from verifier.canonical import detail_entries
+    from verifier.line_proof import LineProof
+
+    row = find_invoice(services, key)
+    if row.hospital != hospital:
+        raise ApiError(403, "wrong_hospital", "only the issuing hospital may prove its lines")
+    if row.leaf_index is None or row.checkpoint_size is None:
+        raise ApiError(409, "invoice_not_anchored", "the invoice is not anchored yet")
+    if not 1 <= line_no <= row.line_count:
+        raise ApiError(404, "line_not_found", f"the invoice has lines 1..{row.line_count}")
+    with services.sessions() as db:
+        entries = detail_entries(load_invoice(db, row))
+    from chain import merkle
+
+    with services.lock:
+        inclusion = services.log.inclusion_proof(row.leaf_index, row.checkpoint_size)
+    proof = LineProof(
+        payload=encode_payload(payload_of(services, row)),
+        line_no=line_no,
+        line_entry=entries[line_no],
+        detail_size=len(entries),
+        detail_proof=tuple(merkle.inclusion_proof(entries, line_no)),
+        leaf_index=row.leaf_index,
+        checkpoint_size=row.checkpoint_size,
+        inclusion_proof=tuple(inclusion),
+    )
+    return proof.as_json()

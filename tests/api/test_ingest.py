@@ -345,3 +345,41 @@ def test_a_stored_invoice_reads_back_as_signed(world: World) -> None:
         ln.time.utcoffset() for ln in original.lines
     ]
     assert SignedFields.of(loaded).record_hash() == row.record_hash
+
+
+def test_line_item_proof_verifies_with_the_verifier_alone(world: World) -> None:
+    from verifier.line_proof import LineProof, LineProofInvalid, verify_line_proof
+
+    world.upload([world.item(1)])
+    world.services.anchoring.run_once(force=True)
+    url = "/api/v1/invoices/33082025-0000000001/lines/3/proof"
+    assert world.client.get(url, headers={"X-API-Key": world.other.api_key}).status_code == 403
+    body = world.client.get(url, headers={"X-API-Key": world.hospital.api_key}).json()
+    proof = LineProof.from_json(body)
+    checkpoint = world.services.session.ledger.checkpoint(proof.checkpoint_size)
+    assert checkpoint is not None
+    line = verify_line_proof(proof, checkpoint.root)
+    assert (line.code, line.name, line.amount) == ("S250101001000", "血常规", 2950)
+    assert line.signer == world.hospital.key.address
+    # A changed line, a line moved to another position, or a wrong root: each link refuses.
+    import cbor2
+
+    entry = cbor2.loads(proof.line_entry)
+    entry[6] += 1
+    from dataclasses import replace
+
+    for bad, link in (
+        (replace(proof, line_entry=cbor2.dumps(entry, canonical=True)), "detail"),
+        (replace(proof, line_no=2), "detail"),
+        (replace(proof, leaf_index=proof.leaf_index + 1), "inclusion"),
+    ):
+        with pytest.raises(LineProofInvalid) as info:
+            verify_line_proof(bad, checkpoint.root)
+        assert info.value.link == link
+    with pytest.raises(LineProofInvalid, match="inclusion"):
+        verify_line_proof(proof, b"\x00" * 32)
+    missing = world.client.get(
+        "/api/v1/invoices/33082025-0000000001/lines/9/proof",
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert missing.status_code == 404
