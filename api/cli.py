@@ -19,6 +19,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from api.settings import Settings
 
@@ -164,6 +165,72 @@ def _upload(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if refused else 0
 
 
+def _print_verdict(body: dict[str, Any]) -> None:
+    marks = {"passed": "✓", "failed": "✗", "skipped": "–", "not_run": "·"}
+    for step in body["steps"]:
+        print(f"{marks[step['status']]} {step['step']:<12} {step['message_zh']}")
+        print(f"  {'':<12} {step['message_en']}")
+    verdict = "VALID 有效" if body["valid"] else f"INVALID 无效 (step {body['failed_step']})"
+    count = body.get("verification_count")
+    print(f"{verdict}" + (f"; verified {count} times 查验次数 {count}" if count else ""))
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    source_path = Path(args.source)
+    is_image = source_path.suffix.lower() in (".png", ".jpg", ".jpeg") and source_path.exists()
+    if args.offline:
+        from verifier.pipeline import verify
+        from verifier.trust_list import TrustListError, load_trust_list
+
+        if not args.trust_list or not args.authority:
+            raise SystemExit("--offline needs --trust-list FILE and --authority ADDRESS")
+        try:
+            trust = load_trust_list(
+                Path(args.trust_list).read_bytes(), args.authority, datetime.now(UTC)
+            )
+        except TrustListError as exc:
+            print(f"trust list refused: {exc}", file=sys.stderr)
+            return 2
+        source: bytes | str = source_path.read_bytes() if is_image else args.source
+        verdict = verify(
+            source, judge=trust, facts=None, domain=trust.domain, read_image=_photo_reader()
+        )
+        body = verdict.as_json()
+    else:
+        import httpx
+
+        if is_image:
+            response = httpx.post(
+                f"{args.url}/api/v1/verify/image",
+                content=source_path.read_bytes(),
+                headers={"Content-Type": "image/jpeg"},
+                timeout=60,
+            )
+        else:
+            response = httpx.post(
+                f"{args.url}/api/v1/verify", json={"qr_text": args.source}, timeout=60
+            )
+        if response.status_code != 200:
+            print(response.text, file=sys.stderr)
+            return 2
+        body = response.json()
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False, indent=1))
+    else:
+        _print_verdict(body)
+    return 0 if body["valid"] else 1
+
+
+def _photo_reader() -> Any:
+    try:
+        from verifier.decode import PhotoDecoder
+    except ImportError:  # pragma: no cover - the decoder module ships with the package
+        from verifier.qr import decode_qr_image
+
+        return decode_qr_image
+    return PhotoDecoder().decode_bytes
+
+
 def _demo_generate(args: argparse.Namespace, settings: Settings) -> int:
     from api import demo, demo_data
 
@@ -212,6 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     upload.add_argument("--api-key", help="default: $ZEROCLAIM_API_KEY")
     upload.add_argument("--chunk", type=int, default=500)
     upload.set_defaults(handler=_upload)
+
+    verify = sub.add_parser("verify", help="verify an invoice QR (text or photo)")
+    verify.add_argument("source", help="the QR text, or a PNG/JPEG photo of the code")
+    verify.add_argument(
+        "--offline",
+        action="store_true",
+        help="no server, no chain: signature and key validity only",
+    )
+    verify.add_argument("--trust-list", help="the authority's signed trust list (offline)")
+    verify.add_argument("--authority", help="the authority's address you trust (offline)")
+    verify.add_argument("--url", default="http://127.0.0.1:8000")
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    verify.set_defaults(handler=_verify)
 
     demo = sub.add_parser("demo", help="demo data")
     dsub = demo.add_subparsers(dest="demo_command", required=True)

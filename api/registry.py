@@ -77,6 +77,9 @@ class RegistryCache:
             index = args["key_index"]
             hospital.keys[index].revoked_at = from_timestamp(args["revoked_at"])
 
+    def codes(self) -> list[str]:
+        return list(self._hospitals)
+
     def hospital(self, code: str) -> CachedHospital | None:
         return self._hospitals.get(code)
 

@@ -22,7 +22,8 @@ The value is percent-decoded (twice when a platform encoded it twice: no valid v
 
 ``01`` is the format version (anything else is refused), ``type`` the bill type (1 to 8 letters
 or digits, checked and not kept), then the elements; an empty check code is read as absent (as
-on tax invoices of some types); fields after the seventh are platform-specific and ignored.
+on tax invoices of some types), while the amount and the date are required; fields after the
+seventh are platform-specific and ignored.
 
 **Elements**, the same in both forms (ASCII digits only, never other Unicode digits):
 
@@ -37,7 +38,8 @@ on tax invoices of some types); fields after the seventh are platform-specific a
 - date: ``YYYYMMDD`` or ``YYYY-MM-DD``, a real calendar date.
 
 ``parse_pointer`` raises :class:`PointerMalformed` for anything else, and no other exception
-for any string. Parsing checks form only; :func:`matches` compares with the ledger.
+for any string. Parsing checks form only; :func:`matches` compares with the ledger. Test
+vectors: ``tests/verifier/vectors/pointer/`` (each file says how its expected value follows).
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def yuan_to_fen(text: str) -> int:
     match = _AMOUNT.fullmatch(text)
     if match is None:
         raise PointerMalformed(
-            f"amount must be yuan with at most 2 decimals, no sign, got {_shown(text)}"
+            "amount must be yuan: 0 or 1 to 16 digits without a leading zero, then at most"
+            f" 2 decimals, no sign, got {_shown(text)}"
         )
     whole, decimals = match.group(1), match.group(2) or ""
     return int(whole) * 100 + int(decimals.ljust(2, "0"))

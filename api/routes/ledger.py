@@ -15,6 +15,7 @@ class LedgerInfo(BaseModel):
     backend: str
     chain_id: int
     contract: str
+    authority: str
     domain_name: str
     domain_version: str
     invoice_type: str
@@ -27,6 +28,7 @@ def ledger_info(services: ServicesDep) -> LedgerInfo:
         backend=services.session.config.backend,
         chain_id=services.domain.chain_id,
         contract=services.domain.contract,
+        authority=services.session.authority.address,
         domain_name=DOMAIN_NAME,
         domain_version=DOMAIN_VERSION,
         invoice_type=INVOICE_TYPE,

@@ -232,3 +232,53 @@ def test_tampered_database_is_caught_by_the_chain(live: Live, tmp_path: Path) ->
         with services.sessions() as db:
             db.execute(update(models.Invoice).values(total=original))
             db.commit()
+
+
+def test_trust_list_and_offline_verification(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+    from verifier.trust_list import load_trust_list
+
+    authority = live.client.get("/api/v1/ledger").json()["authority"]
+    document = live.client.get("/api/v1/trust-list").json()
+    trust = load_trust_list(document, authority, datetime.now(UTC))
+    assert trust.domain == live.services.domain
+    issued = datetime(2025, 3, 1, 2, tzinfo=UTC)
+    hospital_key = Account.from_key(key("hospital_key")).address
+    assert trust.judge(LEDGER["hospital"], hospital_key, issued) is None
+    assert (
+        trust.judge(LEDGER["hospital"], Account.from_key(key("revoked_key")).address, issued)
+        == "key_revoked"
+    )
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(document))
+    offline = ["--offline", "--trust-list", str(path), "--authority", authority]
+
+    assert main(["verify", vector("valid")["text"], *offline]) == 0
+    out = capsys.readouterr().out
+    assert "VALID" in out and "Offline: cannot check the ledger" in out
+    assert main(["verify", vector("tampered_amount")["text"], *offline]) == 1
+    assert "INVALID" in capsys.readouterr().out
+    assert main(["verify", vector("replay_other_chain")["text"], *offline, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["failed_step"] == "canonicalise"
+    photo = tmp_path / "qr.png"
+    photo.write_bytes(qr_png(vector("valid")["text"], scale=4))
+    assert main(["verify", str(photo), *offline, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert [s["status"] for s in body["steps"]] == ["passed"] * 5 + ["skipped"] * 3
+    # A trust list signed by someone else is refused before anything is verified.
+    assert (
+        main(
+            [
+                "verify",
+                vector("valid")["text"],
+                "--offline",
+                "--trust-list",
+                str(path),
+                "--authority",
+                "0x" + "11" * 20,
+            ]
+        )
+        == 2
+    )
