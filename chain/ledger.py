@@ -37,6 +37,13 @@ from chain.model import (
 
 DOMAIN_NAME = "zeroclaim"
 DOMAIN_VERSION = "1"
+#: The EIP-712 domain type of every zeroclaim signature (reversals here, invoices in verifier).
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 
 
 @dataclass(frozen=True)
@@ -323,12 +330,7 @@ class Ledger:
         """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id``."""
         return {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": EIP712_DOMAIN_TYPE,
                 "VoidInvoice": [
                     {"name": "invoiceId", "type": "bytes32"},
                     {"name": "redInvoiceId", "type": "bytes32"},

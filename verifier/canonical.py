@@ -27,6 +27,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain import merkle
+from chain.ledger import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_TYPE
 from chain.model import InvoiceLeaf, hospital_code_bytes
 from verifier.invoice import DetailLine, Invoice
 
@@ -38,8 +39,6 @@ INVOICE_TYPEHASH = keccak(text=INVOICE_TYPE)
 DOMAIN_TYPEHASH = keccak(
     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-DOMAIN_NAME = "zeroclaim"
-DOMAIN_VERSION = "1"
 _COMMITMENT_TAG = b"zeroclaim/patient-commitment/v1"
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -197,12 +196,7 @@ class SignedFields:
         """The EIP-712 message as eth-account and wallets read it."""
         return {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": EIP712_DOMAIN_TYPE,
                 "Invoice": [
                     {"name": "invoiceId", "type": "bytes32"},
                     {"name": "checkCode", "type": "string"},

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
-from verifier.canonical import DOMAIN_NAME, DOMAIN_VERSION, INVOICE_TYPE
+from chain.ledger import DOMAIN_NAME, DOMAIN_VERSION
+from verifier.canonical import INVOICE_TYPE
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
 
