@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import admin, checkpoints, health, invoices, ledger, qr, trust, verify
+from api.routes import admin, checkpoints, citizens, health, invoices, ledger, qr, trust, verify
 from api.services import Services, open_services
 from api.settings import Settings
 
@@ -57,6 +57,6 @@ def create_app(
     )
     errors.install(app)
     app.include_router(health.router)
-    for module in (invoices, qr, verify, trust, checkpoints, ledger, admin):
+    for module in (invoices, qr, verify, trust, citizens, checkpoints, ledger, admin):
         app.include_router(module.router, prefix="/api/v1")
     return app

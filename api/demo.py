@@ -7,6 +7,7 @@ hospital keeps its own key and signs at its billing office (``zeroclaim hospital
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,30 @@ from api.services import Services
 
 KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 API_KEYS_FILE = "demo-api-keys.json"
+CITIZENS_FILE = "demo-citizens.json"
+#: Every demo citizen signs in with this password (development only).
+DEMO_CITIZEN_PASSWORD = "zeroclaim-demo"
+
+
+def enrol_demo_citizens(services: Services, dataset: demo_data.DemoDataset) -> list[str]:
+    """Enrols the dataset's citizens who have invoices; returns their (synthetic) ID numbers."""
+    from api.citizens import AlreadyEnrolled, enrol
+
+    patients = sorted({p.citizen for p in dataset.patients})
+    enrolled = []
+    for index in patients:
+        citizen = dataset.citizens[index]
+        with contextlib.suppress(AlreadyEnrolled):
+            enrol(
+                services,
+                citizen.id_number,
+                citizen.name,
+                citizen.sex,
+                citizen.birth_date,
+                DEMO_CITIZEN_PASSWORD,
+            )
+        enrolled.append(citizen.id_number)
+    return enrolled
 
 
 def batch_items(
@@ -69,6 +94,17 @@ def seed_demo(services: Services, preset: str = "small", seed: int = 2025) -> in
     known = json.loads(keys_file.read_text()) if keys_file.exists() else {}
     keys_file.write_text(json.dumps({**known, **api_keys}, indent=1))
     keys_file.chmod(0o600)
+    citizens_file = services.settings.data_dir / CITIZENS_FILE
+    citizens_file.write_text(
+        json.dumps(
+            {
+                "password": DEMO_CITIZEN_PASSWORD,
+                "id_numbers": enrol_demo_citizens(services, dataset),
+            },
+            indent=1,
+        )
+    )
+    citizens_file.chmod(0o600)
     signatures = demo_data.sign_invoices(dataset, services.domain)
     added = 0
     for hospital, items in batch_items(dataset, signatures).items():

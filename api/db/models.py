@@ -193,3 +193,28 @@ class Verification(Base):
     invoice_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     last_at: Mapped[datetime]
+
+
+class Citizen(Base):
+    """An insured person (参保人). The ID number only as its HMAC; the name encrypted."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    name_enc: Mapped[bytes]
+    sex: Mapped[str] = mapped_column(String(1))
+    birth_date: Mapped[date] = mapped_column(Date)
+    assistance_eligible: Mapped[bool] = mapped_column(default=False)
+    password_hash: Mapped[bytes | None] = mapped_column(LargeBinary(96))
+    created_at: Mapped[datetime]
+
+
+class CitizenToken(Base):
+    """A sign-in session: the bearer token's SHA-256, never the token."""
+
+    __tablename__ = "citizen_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    expires_at: Mapped[datetime]
