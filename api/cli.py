@@ -179,6 +179,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     source_path = Path(args.source)
     is_image = source_path.suffix.lower() in (".png", ".jpg", ".jpeg") and source_path.exists()
     if args.offline:
+        from api.verification import photo_reader
         from verifier.pipeline import verify
         from verifier.trust_list import TrustListError, load_trust_list
 
@@ -193,7 +194,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         source: bytes | str = source_path.read_bytes() if is_image else args.source
         verdict = verify(
-            source, judge=trust, facts=None, domain=trust.domain, read_image=_photo_reader()
+            source, judge=trust, facts=None, domain=trust.domain, read_image=photo_reader()
         )
         body = verdict.as_json()
     else:
@@ -219,16 +220,6 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_verdict(body)
     return 0 if body["valid"] else 1
-
-
-def _photo_reader() -> Any:
-    try:
-        from verifier.decode import PhotoDecoder
-    except ImportError:  # pragma: no cover - the decoder module ships with the package
-        from verifier.qr import decode_qr_image
-
-        return decode_qr_image
-    return PhotoDecoder().decode_bytes
 
 
 def _demo_generate(args: argparse.Namespace, settings: Settings) -> int:

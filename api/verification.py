@@ -73,6 +73,15 @@ class ServiceFacts:
             return self._services.session.ledger.claim_state(invoice_id)
 
 
+def photo_reader() -> Callable[[bytes], list[str]]:
+    """Phone photos to QR texts: zxing-cpp first, pyzbar as fallback, over a ladder of
+    clean-ups (``verifier.decode``)."""
+    from verifier.decode import PhotoDecoder
+
+    decoder = PhotoDecoder()
+    return lambda data: list(decoder.decode_bytes(data).texts)
+
+
 class VerificationService:
     """Verifies QR texts, photos and typed references; counts verifications per invoice."""
 
@@ -81,7 +90,7 @@ class VerificationService:
     ) -> None:
         self._services = services
         self._facts = ServiceFacts(services)
-        self._read_image = read_image
+        self._read_image = read_image or photo_reader()
 
     def verify(self, source: bytes | str | Reference) -> tuple[Verdict, int | None]:
         """The verdict and how many times this invoice has now been verified (None when the

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, ledger, verify
+from bench import decode, ingest, ledger, verify
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "ledger": ledger.run,
     "ingest": ingest.run,
     "verify": verify.run,
+    "decode": decode.run,
 }
 
 

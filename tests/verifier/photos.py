@@ -3,9 +3,10 @@
 The source is the last page of a real invoice rendered by ``api.printing.render_invoice`` (A4 at
 150 dpi, a QR code of about 4 px per module) carrying a real signed ``ZC1:`` payload of 303
 characters. Each photo is that page as a phone would see it: the camera's frame is a quadrilateral
-on the page (the whole page with the table around it, or a close-up of the code with the printed
+on the page (the whole page with the desk around it, or a close-up of the code with the printed
 receipt beside it), tilted and in perspective, resampled to the phone's resolution, then
-degraded by lighting, blur, sensor noise, a quarter turn and JPEG compression.
+degraded by lighting, blur, sensor noise, a quarter turn and JPEG compression. The code always
+stays in the frame with its quiet zone, as when a citizen aims at it.
 
 Every photo is one draw from ``random.Random(f"{seed}:{index}")``, so a photo does not depend on
 how many others are drawn. One photo in four is "severe": one or two of its degradations are
@@ -23,7 +24,7 @@ import hashlib
 import io
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -380,12 +381,3 @@ def _solve(rows: list[list[float]]) -> list[float]:
                 factor = rows[r][col]
                 rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col], strict=True)]
     return [row[n] for row in rows]
-
-
-def summarize(photos: Sequence[Photo], ok: Callable[[Photo], bool]) -> dict[Severity, float]:
-    """The fraction of photos of each severity for which ``ok`` holds."""
-    rates: dict[Severity, float] = {}
-    for severity in ("moderate", "severe"):
-        chosen = [p for p in photos if p.severity == severity]
-        rates[severity] = sum(map(ok, chosen)) / len(chosen) if chosen else 1.0
-    return rates

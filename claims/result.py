@@ -1,0 +1,158 @@
+"""What adjudication returns: the decision, its figures and its explanation, per line and class.
+
+Per-line results and every sentence are built on demand (``Adjudication.lines``,
+``LineResult.note``): an inpatient invoice can have thousands of lines, and most callers only
+store the totals.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from claims import reasons
+from claims.accumulator import Accumulator
+from claims.model import ClaimLine, ItemClass
+from claims.money import percent, share_of, yuan
+from claims.policy import ClassRule, Coverage
+from claims.reasons import Note, note
+
+
+def split_line(rule: ClassRule, amount_fen: int) -> tuple[int, int, int, int]:
+    """(in policy, self-pay share, out of policy, excluded) of a line's amount under ``rule``;
+    the class-B share is rounded half up to the fen, per line."""
+    if rule.coverage is Coverage.IN_POLICY:
+        share = share_of(amount_fen, rule.self_pay_share_bp) if rule.self_pay_share_bp else 0
+        return amount_fen - share, share, 0, 0
+    if rule.coverage is Coverage.OUT_OF_POLICY:
+        return 0, 0, amount_fen, 0
+    return 0, 0, 0, amount_fen
+
+
+class Status(enum.StrEnum):
+    APPROVED = "approved"  # the amount may be 0; the reason says why
+    REJECTED = "rejected"  # deadline passed or not eligible
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """How one line counted: ``in_policy + self_share + out_of_policy + excluded == amount``."""
+
+    index: int  # 0-based position on the invoice
+    code: str
+    name: str
+    item_class: ItemClass
+    amount_fen: int
+    in_policy_fen: int
+    self_share_fen: int  # the class-B share the citizen pays first (乙类先自付)
+    out_of_policy_fen: int
+    excluded_fen: int
+    self_share_bp: int
+
+    @property
+    def note(self) -> Note:
+        """The line's sentence (built on demand: invoices can have thousands of lines)."""
+        common = {
+            "line": self.index + 1,
+            "name": self.name,
+            "class_zh": reasons.CLASS_ZH[self.item_class],
+            "class_en": reasons.CLASS_EN[self.item_class],
+            "amount": yuan(self.amount_fen),
+        }
+        if self.self_share_fen:
+            return note(
+                "line_self_pay_share",
+                share_ratio=percent(self.self_share_bp),
+                share=yuan(self.self_share_fen),
+                counted=yuan(self.in_policy_fen),
+                **common,
+            )
+        if self.in_policy_fen:
+            return note("line_in_policy", **common)
+        if self.out_of_policy_fen:
+            return note("line_out_of_policy", **common)
+        return note("line_excluded", **common)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryResult:
+    """The lines of one catalogue class added up."""
+
+    item_class: ItemClass
+    amount_fen: int
+    in_policy_fen: int
+    self_share_fen: int
+    out_of_policy_fen: int
+    excluded_fen: int
+
+    @property
+    def note(self) -> Note:
+        return note(
+            "category",
+            class_zh=reasons.CLASS_ZH[self.item_class],
+            class_en=reasons.CLASS_EN[self.item_class],
+            amount=yuan(self.amount_fen),
+            in_policy=yuan(self.in_policy_fen),
+            share=yuan(self.self_share_fen),
+            out_of_policy=yuan(self.out_of_policy_fen),
+            excluded=yuan(self.excluded_fen),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Adjudication:
+    """One payer's decision on one invoice, with every figure a citizen needs to follow it."""
+
+    payer: str
+    invoice_reference: str
+    status: Status
+    amount_fen: int
+    reason: Note  # the outcome: one of reasons.OUTCOMES
+    steps: tuple[Note, ...]  # the explanation, in the order of the arithmetic
+    invoice_lines: tuple[ClaimLine, ...]
+    class_rules: Mapping[ItemClass, ClassRule]  # the policy's, to explain each line
+    categories: tuple[CategoryResult, ...]  # A, B, C, self (only classes present)
+    last_claim_day: date
+    in_policy_fen: int  # the invoice's in-policy amount under this policy
+    out_of_policy_fen: int
+    already_paid_fen: int  # by earlier payers
+    base_fen: int  # in-policy amount left after earlier payers
+    out_of_policy_base_fen: int
+    deductible_fen: int  # the deductible (threshold) for this hospital level
+    deductible_applied_fen: int  # met by this invoice
+    ratio_bp: int
+    out_of_policy_ratio_bp: int
+    before_caps_fen: int  # what the ratios give, before caps and the remainder limit
+    cap_cut_fen: int  # taken off by the caps and the remainder limit
+    accumulator: Accumulator  # the payer's totals after this adjudication
+
+    @property
+    def lines(self) -> tuple[LineResult, ...]:
+        """How each line counted (computed on each access)."""
+        out = []
+        for i, line in enumerate(self.invoice_lines):
+            rule = self.class_rules[line.item_class]
+            parts = split_line(rule, line.amount_fen)
+            out.append(
+                LineResult(
+                    i,
+                    line.code,
+                    line.name,
+                    line.item_class,
+                    line.amount_fen,
+                    *parts,
+                    rule.self_pay_share_bp,
+                )
+            )
+        return tuple(out)
+
+    @property
+    def reason_code(self) -> str:
+        return self.reason.code
+
+    @property
+    def explanation(self) -> tuple[Note, ...]:
+        """Steps, then one sentence per line, then the outcome."""
+        return (*self.steps, *(line.note for line in self.lines), self.reason)
