@@ -10,7 +10,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import admin, checkpoints, citizens, health, invoices, ledger, qr, trust, verify
+from api.routes import (
+    admin,
+    checkpoints,
+    citizens,
+    claims,
+    health,
+    invoices,
+    ledger,
+    qr,
+    trust,
+    verify,
+)
 from api.services import Services, open_services
 from api.settings import Settings
 
@@ -22,6 +33,9 @@ def _anchor_loop(services: Services, stop: threading.Event) -> None:
         try:
             with services.lock:
                 appended = services.anchoring.run_once()
+            paid = services.claims.settle_approved()
+            if paid:
+                log.info("settled and paid %d claims", paid)
             if appended:
                 log.info("appended %d invoices to the log", appended)
         except Exception:  # keep the loop alive; the next round retries
@@ -57,6 +71,6 @@ def create_app(
     )
     errors.install(app)
     app.include_router(health.router)
-    for module in (invoices, qr, verify, trust, citizens, checkpoints, ledger, admin):
+    for module in (invoices, qr, verify, trust, citizens, claims, checkpoints, ledger, admin):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,40 @@ def register_demo_hospitals(services: Services, dataset: demo_data.DemoDataset) 
     return keys
 
 
-def seed_demo(services: Services, preset: str = "small", seed: int = 2025) -> int:
+def shifted(dataset: demo_data.DemoDataset, days: int) -> demo_data.DemoDataset:
+    """The dataset with every date and time moved by ``days`` (birth dates too, so ages stay):
+    the generator's fixed year, brought to where a demo needs it."""
+    delta = timedelta(days=days)
+    invoices = tuple(
+        replace(
+            inv,
+            issued_at=inv.issued_at + delta,
+            admitted_on=inv.admitted_on + delta if inv.admitted_on else None,
+            discharged_on=inv.discharged_on + delta if inv.discharged_on else None,
+            lines=tuple(replace(line, time=line.time + delta) for line in inv.lines),
+        )
+        for inv in dataset.invoices
+    )
+    citizens = tuple(replace(c, birth_date=c.birth_date + delta) for c in dataset.citizens)
+    return replace(dataset, invoices=invoices, citizens=citizens)
+
+
+def seed_demo(
+    services: Services, preset: str = "small", seed: int = 2025, end: date | None = None
+) -> int:
     """Uploads the demo dataset on a fresh service; returns the invoices added (0 when the log
-    already holds data). The demo API keys are written to ``data_dir/demo-api-keys.json``."""
+    already holds data). The demo API keys are written to ``data_dir/demo-api-keys.json``.
+
+    ``end`` (default: yesterday) is the day the last invoice is moved to, so that a demo's
+    invoices are recent enough to claim; the generator itself issues them in a fixed year.
+    """
     if services.log.size:
         return 0
     dataset = demo_data.generate(seed, preset)
+    last = max(inv.issued_at for inv in dataset.invoices).astimezone(demo_data.TZ).date()
+    end = end or (datetime.now(demo_data.TZ).date() - timedelta(days=1))
+    if end > last:
+        dataset = shifted(dataset, (end - last).days)
     api_keys = register_demo_hospitals(services, dataset)
     keys_file = services.settings.data_dir / API_KEYS_FILE
     known = json.loads(keys_file.read_text()) if keys_file.exists() else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +16,9 @@ from api.ingest import IngestService
 from api.registry import RegistryCache
 from api.settings import Settings
 from api.verification import RateLimiter, VerificationService
+
+if TYPE_CHECKING:
+    from api.claims_flow import ClaimService
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
@@ -42,6 +46,7 @@ class Services:
     lock: threading.RLock = field(default_factory=threading.RLock)
     verification: VerificationService = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
+    claims: ClaimService = field(init=False)
 
     def close(self) -> None:
         self.ingest.close()
@@ -87,4 +92,7 @@ def open_services(settings: Settings) -> Services:
     )
     services.verification = VerificationService(services)
     services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
+    from api.claims_flow import ClaimService
+
+    services.claims = ClaimService(services)
     return services

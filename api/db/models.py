@@ -218,3 +218,61 @@ class CitizenToken(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
     expires_at: Mapped[datetime]
+
+
+class Claim(Base):
+    """A citizen's claim of one invoice from one payer. One per (invoice, payer), whatever the
+    channel: the unique constraint is what makes two simultaneous claims one approval."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("invoice_id", "payer", name="uq_claims_invoice_payer"),)
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    invoice_id: Mapped[bytes] = mapped_column(ForeignKey("invoices.invoice_id"), index=True)
+    payer: Mapped[str] = mapped_column(String(32))
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    adjudication: Mapped[dict[str, Any]] = mapped_column(JSON)
+    audit_hits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    settle_tx: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+
+
+class ClaimEvent(Base):
+    """Every check and state change of a claim, in order: its history."""
+
+    __tablename__ = "claim_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Payment(Base):
+    """The payment of a settled claim: created once (the claim id is the key)."""
+
+    __tablename__ = "payments"
+
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    paid_at: Mapped[datetime]
+
+
+class PayerAccumulator(Base):
+    """A citizen's yearly totals with a payer, by pool (deductible met, paid), updated when a
+    claim settles."""
+
+    __tablename__ = "payer_accumulators"
+
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    payer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pools: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,240 @@
+"""Claims: one tap by a citizen, review by a payer's reviewer, history for everyone involved."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+
+from api.claims_flow import ClaimRefused
+from api.db import models
+from api.deps import ServicesDep
+from api.errors import ApiError
+from api.routes.citizens import CitizenDep
+from api.services import Services
+
+router = APIRouter(tags=["claims"])
+
+
+class ClaimRequest(BaseModel):
+    """``invoice`` (an id or BILLCODE-BILLNUMBER: the app's one tap) or ``qr_text``."""
+
+    invoice: str | None = Field(None, max_length=80)
+    qr_text: str | None = Field(None, max_length=4096)
+    payer: str = Field("basic", pattern=r"^[a-z0-9_-]{1,32}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> ClaimRequest:
+        if (self.invoice is None) == (self.qr_text is None):
+            raise ValueError("send either invoice or qr_text")
+        return self
+
+
+class PaymentPublic(BaseModel):
+    amount_fen: int
+    transaction: str
+    paid_at: datetime
+
+
+class ClaimPublic(BaseModel):
+    claim_id: str
+    invoice_id: str
+    reference: str
+    payer: str
+    channel: str
+    state: str
+    reason_code: str | None
+    amount_fen: int
+    adjudication: dict[str, Any]
+    audit_hits: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    payment: PaymentPublic | None = None
+    history: list[dict[str, Any]] = []
+
+
+def _public(services: Services, claim: models.Claim, history: bool = False) -> ClaimPublic:
+    with services.sessions() as db:
+        invoice = db.get(models.Invoice, claim.invoice_id)
+        payment = db.get(models.Payment, claim.id)
+        events = (
+            list(
+                db.scalars(
+                    select(models.ClaimEvent)
+                    .where(models.ClaimEvent.claim_id == claim.id)
+                    .order_by(models.ClaimEvent.id)
+                )
+            )
+            if history
+            else []
+        )
+    return ClaimPublic(
+        claim_id=claim.id,
+        invoice_id="0x" + claim.invoice_id.hex(),
+        reference=f"{invoice.bill_code}-{invoice.bill_number}" if invoice else "",
+        payer=claim.payer,
+        channel=claim.channel,
+        state=claim.state,
+        reason_code=claim.reason_code,
+        amount_fen=claim.amount_fen,
+        adjudication=claim.adjudication,
+        audit_hits=claim.audit_hits,
+        created_at=claim.created_at,
+        updated_at=claim.updated_at,
+        payment=PaymentPublic(
+            amount_fen=payment.amount_fen,
+            transaction="0x" + payment.tx_hash.hex(),
+            paid_at=payment.paid_at,
+        )
+        if payment
+        else None,
+        history=[
+            {"at": e.at.isoformat(), "state": e.state, "actor": e.actor, "detail": e.detail}
+            for e in events
+        ],
+    )
+
+
+def _submit(
+    services: Services, citizen: models.Citizen, source: str | bytes, payer: str, channel: str
+) -> ClaimPublic:
+    try:
+        claim = services.claims.submit(citizen, source, payer, channel)
+    except ClaimRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc), **exc.details) from None
+    return _public(services, claim)
+
+
+@router.post("/claims", response_model=ClaimPublic, status_code=201)
+def claim(services: ServicesDep, citizen: CitizenDep, body: ClaimRequest) -> ClaimPublic:
+    """One-tap claim of an invoice (or of a QR text) from a payer. Refused: an invoice that
+    does not verify, someone else's invoice (as if unknown), a second claim of the invoice from
+    the same payer (409, with the first claim's reference)."""
+    source = body.invoice if body.invoice is not None else body.qr_text
+    assert source is not None
+    channel = "app" if body.invoice is not None else "qr_text"
+    return _submit(services, citizen, source, body.payer, channel)
+
+
+@router.post(
+    "/claims/photo",
+    response_model=ClaimPublic,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"content": {"image/png": {}, "image/jpeg": {}}, "required": True}
+    },
+)
+async def claim_by_photo(
+    services: ServicesDep,
+    citizen: CitizenDep,
+    request: Request,
+    payer: Annotated[str, Query(pattern=r"^[a-z0-9_-]{1,32}$")] = "basic",
+) -> ClaimPublic:
+    """A claim from a photo of the invoice's QR code (the image bytes as the body)."""
+    from starlette.concurrency import run_in_threadpool
+
+    data = await request.body()
+    if not data:
+        raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
+    return await run_in_threadpool(_submit, services, citizen, data, payer, "qr_photo")
+
+
+@router.get("/claims/mine", response_model=list[ClaimPublic])
+def my_claims(services: ServicesDep, citizen: CitizenDep) -> list[ClaimPublic]:
+    with services.sessions() as db:
+        rows = list(
+            db.scalars(
+                select(models.Claim)
+                .where(models.Claim.citizen_id == citizen.id)
+                .order_by(models.Claim.created_at.desc())
+            )
+        )
+    return [_public(services, c) for c in rows]
+
+
+@router.get("/claims/{claim_id}", response_model=ClaimPublic)
+def claim_detail(services: ServicesDep, citizen: CitizenDep, claim_id: str) -> ClaimPublic:
+    """A claim with every check and state change (the citizen's own claims)."""
+    with services.sessions() as db:
+        row = db.get(models.Claim, claim_id)
+    if row is None or row.citizen_id != citizen.id:
+        raise ApiError(404, "claim_not_found", f"no claim {claim_id} of yours")
+    return _public(services, row, history=True)
+
+
+def require_reviewer(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """Payers' reviewers and auditors (the authority's token in this version)."""
+    expected = services.settings.admin_token.get_secret_value()
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given, expected):
+        raise ApiError(401, "reviewer_token_invalid", "this needs a reviewer's token")
+    return "reviewer"
+
+
+ReviewerDep = Annotated[str, Depends(require_reviewer)]
+
+
+class ReviewDecision(BaseModel):
+    approve: bool
+    reason: str | None = Field(None, max_length=200)
+
+
+@router.get("/review/queue", response_model=list[ClaimPublic])
+def review_queue(
+    services: ServicesDep, reviewer: ReviewerDep, payer: str | None = None
+) -> list[ClaimPublic]:
+    """Claims waiting for manual review, oldest first, with their audit hits."""
+    query = select(models.Claim).where(models.Claim.state == "in_review")
+    if payer:
+        query = query.where(models.Claim.payer == payer)
+    with services.sessions() as db:
+        rows = list(db.scalars(query.order_by(models.Claim.created_at)))
+    return [_public(services, c) for c in rows]
+
+
+@router.post("/review/{claim_id}", response_model=ClaimPublic)
+def review(
+    services: ServicesDep, reviewer: ReviewerDep, claim_id: str, decision: ReviewDecision
+) -> ClaimPublic:
+    """Approve (then settled with the next batch) or reject with a reason (the payer's lock on
+    chain is released)."""
+    if not decision.approve and not decision.reason:
+        raise ApiError(422, "reason_required", "a rejection needs a reason")
+    try:
+        services.claims.review(claim_id, decision.approve, reviewer, decision.reason)
+    except ClaimRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc), **exc.details) from None
+    with services.sessions() as db:
+        row = db.get(models.Claim, claim_id)
+    assert row is not None
+    return _public(services, row, history=True)
+
+
+@router.get("/review/claims", response_model=list[ClaimPublic])
+def search_claims(
+    services: ServicesDep,
+    reviewer: ReviewerDep,
+    state: str | None = None,
+    payer: str | None = None,
+    invoice: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ClaimPublic]:
+    """Claim search for payers and auditors."""
+    query = select(models.Claim)
+    if state:
+        query = query.where(models.Claim.state == state)
+    if payer:
+        query = query.where(models.Claim.payer == payer)
+    if invoice:
+        from api.routes.invoices import find_invoice
+
+        query = query.where(models.Claim.invoice_id == find_invoice(services, invoice).invoice_id)
+    with services.sessions() as db:
+        rows = list(db.scalars(query.order_by(models.Claim.created_at.desc()).limit(limit)))
+    return [_public(services, c, history=True) for c in rows]

@@ -1,0 +1,253 @@
+"""One-tap claims end to end on the demo data: adjudicated, settled on chain, paid; refused
+twice through any channel; never paid above the invoice total, whoever asks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import demo_data
+from api.app import create_app
+from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
+from api.routes.qr import payload_of
+from api.services import Services, open_services
+from api.settings import Settings
+from verifier.qr import encode_payload, qr_png
+
+DATASET = demo_data.generate(2025, "small")
+BIG_INPATIENT = 3  # 33082502-0001255131, 14,572.55 yuan at a tertiary hospital
+OUTPATIENT = 0  # 33082501-0001255130, 385.68 yuan
+
+
+@dataclass
+class Demo:
+    services: Services
+    client: TestClient
+
+    def sign_in(self, index: int) -> dict[str, str]:
+        citizen = DATASET.citizen_of(index)
+        body = self.client.post(
+            "/api/v1/citizens/session",
+            json={"id_number": citizen.id_number, "password": DEMO_CITIZEN_PASSWORD},
+        ).json()
+        return {"Authorization": f"Bearer {body['token']}"}
+
+    def claim(self, index: int, payer: str = "basic", **body: Any) -> Any:
+        invoice = DATASET.invoices[index]
+        body = body or {"invoice": f"{invoice.bill_code}-{invoice.bill_number}"}
+        return self.client.post(
+            "/api/v1/claims", json={**body, "payer": payer}, headers=self.sign_in(index)
+        )
+
+    def invoice_id(self, index: int) -> bytes:
+        from verifier.canonical import invoice_id
+
+        invoice = DATASET.invoices[index]
+        return invoice_id(invoice.bill_code, invoice.bill_number)
+
+    def paid_on_chain(self, index: int) -> int:
+        return self.services.session.ledger.claim_state(self.invoice_id(index)).paid
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    settings = Settings(data_dir=tmp_path, anchor_interval_ms=0)
+    services = open_services(settings)
+    # The demo data as generated (issued in 2025), claimed in mid-January 2026: within the
+    # 365-day deadline of the invoices used here.
+    assert seed_demo(services, end=date(2025, 1, 1)) == len(DATASET.invoices)
+    services.claims.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
+    with TestClient(create_app(settings, services, background=False)) as client:
+        yield Demo(services, client)
+
+
+def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
+    response = demo.claim(BIG_INPATIENT)
+    assert response.status_code == 201, response.text
+    claim = response.json()
+    assert claim["state"] == "approved", claim["audit_hits"]
+    assert 0 < claim["amount_fen"] < DATASET.invoices[BIG_INPATIENT].total
+    steps = [s["code"] for s in claim["adjudication"]["steps"]]
+    assert steps and all(s["zh"] and s["en"] for s in claim["adjudication"]["steps"])
+    assert demo.services.claims.settle_approved() == 1
+    headers = demo.sign_in(BIG_INPATIENT)
+    detail = demo.client.get(f"/api/v1/claims/{claim['claim_id']}", headers=headers).json()
+    assert detail["state"] == "paid"
+    assert detail["payment"]["amount_fen"] == claim["amount_fen"]
+    assert [h["state"] for h in detail["history"]] == [
+        "submitted",
+        "verified",
+        "adjudicated",
+        "approved",
+        "settled",
+        "paid",
+    ]
+    assert demo.paid_on_chain(BIG_INPATIENT) == claim["amount_fen"]
+    # Settling again pays nothing more: the payment exists once.
+    assert demo.services.claims.settle_approved() == 0
+    mine = demo.client.get("/api/v1/claims/mine", headers=headers).json()
+    assert [c["claim_id"] for c in mine] == [claim["claim_id"]]
+
+
+def test_second_claim_is_refused_through_any_channel(demo: Demo) -> None:
+    first = demo.claim(BIG_INPATIENT).json()
+    with demo.services.sessions() as db:
+        from api.db import models
+
+        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
+        assert row is not None
+    text = encode_payload(payload_of(demo.services, row))
+    for response in (
+        demo.claim(BIG_INPATIENT),
+        demo.claim(BIG_INPATIENT, qr_text=text),
+        demo.client.post(
+            "/api/v1/claims/photo?payer=basic",
+            content=qr_png(text, scale=4),
+            headers={**demo.sign_in(BIG_INPATIENT), "Content-Type": "image/png"},
+        ),
+    ):
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert error["code"] == "duplicate_claim"
+        assert error["first_claim"] == first["claim_id"]
+
+
+def test_only_the_patient_can_claim_and_others_learn_nothing(demo: Demo) -> None:
+    invoice = DATASET.invoices[BIG_INPATIENT]
+    other = next(
+        i
+        for i in range(len(DATASET.invoices))
+        if DATASET.citizen_of(i).id_number != DATASET.citizen_of(BIG_INPATIENT).id_number
+    )
+    theirs = demo.client.post(
+        "/api/v1/claims",
+        headers=demo.sign_in(other),
+        json={"invoice": f"{invoice.bill_code}-{invoice.bill_number}"},
+    )
+    unknown = demo.client.post(
+        "/api/v1/claims", headers=demo.sign_in(other), json={"invoice": "33082501-0999999999"}
+    )
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.json()["error"]["code"] == unknown.json()["error"]["code"]
+    assert theirs.json()["error"]["message"] == unknown.json()["error"]["message"]
+
+
+def test_payers_in_chain_never_pay_above_the_total(demo: Demo) -> None:
+    total = DATASET.invoices[BIG_INPATIENT].total
+    basic = demo.claim(BIG_INPATIENT, "basic").json()
+    demo.services.claims.settle_approved()
+    commercial = demo.claim(BIG_INPATIENT, "commercial").json()
+    demo.services.claims.settle_approved()
+    critical = demo.claim(BIG_INPATIENT, "critical")
+    demo.services.claims.settle_approved()
+    paid = demo.paid_on_chain(BIG_INPATIENT)
+    assert basic["state"] in ("approved", "paid") and paid <= total
+    amounts = [basic["amount_fen"], commercial["amount_fen"]]
+    if critical.status_code == 201:
+        amounts.append(critical.json()["amount_fen"])
+    assert paid <= total and sum(a for a in amounts) >= paid
+    # Straight to the contract: the remaining amount plus one fen is refused by the ledger.
+    from chain import errors
+    from chain.model import InvoiceLeaf
+    from chain.sequencer import SettlementRequest
+
+    with demo.services.sessions() as db:
+        from api.db import models
+
+        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
+        assert row is not None
+    leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
+    (outcome,) = demo.services.sequencer.settle(
+        demo.services.session.payers["assistance"],
+        [SettlementRequest("direct", leaf, total - paid + 1)],
+    )
+    assert isinstance(outcome.error, errors.PaidAboveTotal)
+    assert demo.paid_on_chain(BIG_INPATIENT) == paid
+
+
+def test_simultaneous_identical_claims_give_one_claim(demo: Demo) -> None:
+    headers = demo.sign_in(BIG_INPATIENT)
+    invoice = DATASET.invoices[BIG_INPATIENT]
+    body = {"invoice": f"{invoice.bill_code}-{invoice.bill_number}", "payer": "basic"}
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        statuses.append(demo.client.post("/api/v1/claims", json=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [409] * 7
+    demo.services.claims.settle_approved()
+    with demo.services.sessions() as db:
+        from sqlalchemy import func, select
+
+        from api.db import models
+
+        assert db.scalar(select(func.count()).select_from(models.Payment)) == 1
+
+
+def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
+    # Verified unusually often (an audit signal): the claim goes to manual review.
+    with demo.services.sessions() as db:
+        from api.db import models
+
+        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
+        assert row is not None
+    text = encode_payload(payload_of(demo.services, row))
+    for _ in range(25):
+        demo.services.verification.verify(text)
+    claim = demo.claim(BIG_INPATIENT).json()
+    assert claim["state"] == "in_review"
+    assert "verified_often" in [h["code"] for h in claim["audit_hits"]]
+    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    assert state.locked_by == demo.services.session.payers["basic"].address
+    reviewer = {"Authorization": "Bearer dev-admin-token"}
+    queue = demo.client.get("/api/v1/review/queue", headers=reviewer).json()
+    assert [c["claim_id"] for c in queue] == [claim["claim_id"]]
+    assert demo.client.get("/api/v1/review/queue").status_code == 401
+    refused = demo.client.post(
+        f"/api/v1/review/{claim['claim_id']}", headers=reviewer, json={"approve": False}
+    )
+    assert refused.status_code == 422  # a rejection needs a reason
+    approved = demo.client.post(
+        f"/api/v1/review/{claim['claim_id']}",
+        headers=reviewer,
+        json={"approve": True, "reason": "verified by phone"},
+    ).json()
+    assert approved["state"] == "approved"
+    assert demo.services.claims.settle_approved() == 1
+    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    assert state.locked_by is None and state.paid == claim["amount_fen"]
+
+
+def test_rejected_review_releases_the_lock(demo: Demo) -> None:
+    with demo.services.sessions() as db:
+        from api.db import models
+
+        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
+        assert row is not None
+    text = encode_payload(payload_of(demo.services, row))
+    for _ in range(25):
+        demo.services.verification.verify(text)
+    claim = demo.claim(BIG_INPATIENT).json()
+    reviewer = {"Authorization": "Bearer dev-admin-token"}
+    done = demo.client.post(
+        f"/api/v1/review/{claim['claim_id']}",
+        headers=reviewer,
+        json={"approve": False, "reason": "duplicate billing"},
+    ).json()
+    assert done["state"] == "rejected" and done["reason_code"] == "duplicate billing"
+    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    assert state.locked_by is None and state.paid == 0
