@@ -22,24 +22,41 @@ from api.routes import (
     trust,
     verify,
 )
+from api.sequencer_lock import SequencerLock
 from api.services import Services, open_services
 from api.settings import Settings
 
 log = logging.getLogger("zeroclaim")
 
 
-def _anchor_loop(services: Services, stop: threading.Event) -> None:
-    while not stop.wait(0.2):
-        try:
-            with services.lock:
-                appended = services.anchoring.run_once()
-            paid = services.claims.settle_approved()
-            if paid:
-                log.info("settled and paid %d claims", paid)
-            if appended:
-                log.info("appended %d invoices to the log", appended)
-        except Exception:  # keep the loop alive; the next round retries
-            log.exception("anchoring failed")
+def _sequencer_loop(services: Services, stop: threading.Event) -> None:
+    """Anchors and settles while this process holds the sequencer lock; other worker
+    processes keep trying, so one takes over when the holder stops."""
+    lock = SequencerLock(services.engine, services.settings.data_dir)
+    try:
+        while not stop.wait(0.2):
+            if not lock.try_acquire():
+                continue
+            try:
+                with services.lock:
+                    appended = services.anchoring.run_once()
+                paid = services.claims.settle_approved()
+                if appended:
+                    log.info("appended %d invoices to the log", appended)
+                if paid:
+                    log.info("settled and paid %d claims", paid)
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("sequencer round failed")
+    finally:
+        lock.release()
+
+
+def app_from_environment() -> FastAPI:
+    """The application configured from ``ZEROCLAIM_*`` (``uvicorn --factory``, several
+    workers: each opens its own services, one of them runs the sequencer)."""
+    from api.settings import Settings
+
+    return create_app(Settings())
 
 
 def create_app(
@@ -52,7 +69,7 @@ def create_app(
         opened = services or open_services(settings)
         app.state.services = opened
         stop = threading.Event()
-        worker = threading.Thread(target=_anchor_loop, args=(opened, stop), daemon=True)
+        worker = threading.Thread(target=_sequencer_loop, args=(opened, stop), daemon=True)
         if background:
             worker.start()
         try:
