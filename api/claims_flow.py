@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -172,7 +172,7 @@ class ClaimService:
                 db.scalar(select(models.Hospital.level).where(models.Hospital.code == row.hospital))
                 or 0
             )
-            history = self._history(db, citizen, row.invoice_id)
+            history = self._history(db, citizen, invoice, row.invoice_id)
             acc_row = db.get(models.PayerAccumulator, (citizen.id, payer, invoice.issued_at.year))
         reference = f"{row.bill_code}-{row.bill_number}"
         presented = claim_invoice(invoice, level, reference, claimed_at=now)
@@ -305,8 +305,11 @@ class ClaimService:
             )
 
     def _history(
-        self, db: Session, citizen: models.Citizen, invoice_id: bytes
+        self, db: Session, citizen: models.Citizen, claimed: Invoice, invoice_id: bytes
     ) -> list[claims.ClaimInvoice]:
+        """The citizen's other valid invoices for the audit rules. Lines are loaded only for
+        invoices whose days overlap the claimed one's (what repeated-charge rules compare);
+        readmission and overlapping stays need the headers alone."""
         rows = db.scalars(
             select(models.Invoice).where(
                 models.Invoice.patient_id_hash == citizen.id_number_hash,
@@ -315,12 +318,15 @@ class ClaimService:
             )
         )
         levels = dict(db.execute(select(models.Hospital.code, models.Hospital.level)).all())
-        return [
-            claim_invoice(
-                load_invoice(db, r), levels.get(r.hospital, 0), f"{r.bill_code}-{r.bill_number}"
+        first, last = _days(claimed.issued_at, claimed.admitted_on, claimed.discharged_on)
+        history = []
+        for r in rows:
+            start, end = _days(r.issued_at, r.admitted_on, r.discharged_on)
+            invoice = load_invoice(db, r) if start <= last and first <= end else _header_only(r)
+            history.append(
+                claim_invoice(invoice, levels.get(r.hospital, 0), f"{r.bill_code}-{r.bill_number}")
             )
-            for r in rows
-        ]
+        return history
 
     @staticmethod
     def _store_accumulator(
@@ -474,6 +480,34 @@ class ClaimService:
                 else:
                     claim.state = "approved"
             db.commit()
+
+
+def _days(issued_at: datetime, admitted: date | None, discharged: date | None) -> tuple[date, date]:
+    """The calendar days (China Standard Time) an invoice's services span."""
+    issued = issued_at.astimezone(claims.CHINA_TZ).date()
+    return (admitted or issued, max(discharged or issued, issued))
+
+
+def _header_only(row: models.Invoice) -> Invoice:
+    from verifier.invoice import VisitType
+
+    return Invoice(
+        row.bill_code,
+        row.bill_number,
+        row.check_code,
+        row.hospital,
+        row.issued_at,
+        VisitType(row.visit_type),
+        row.admitted_on,
+        row.discharged_on,
+        row.department,
+        tuple(row.diagnoses),
+        row.patient_commitment,
+        row.total,
+        row.insurance_paid,
+        row.patient_paid,
+        (),
+    )
 
 
 def _explain(adjudication: Any) -> dict[str, Any]:

@@ -103,6 +103,10 @@ class Backend(Protocol):
         """Logs of a contract in a block range (inclusive), optionally of one event."""
         ...
 
+    def storage_at(self, address: str, slot: int) -> int:
+        """One storage word of a contract at the latest block."""
+        ...
+
     def code_at(self, address: str) -> bytes:
         """The runtime code deployed at an address (empty when none)."""
         ...

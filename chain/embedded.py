@@ -329,6 +329,10 @@ class EmbeddedBackend:
             for block, index, t, d, tx in self._conn.execute(sql, params)
         ]
 
+    def storage_at(self, address: str, slot: int) -> int:
+        state = self._chain.get_vm(self._chain.get_canonical_head()).state
+        return int(state.get_storage(to_canonical_address(address), slot))
+
     def code_at(self, address: str) -> bytes:
         state = self._chain.get_vm(self._chain.get_canonical_head()).state
         return bytes(state.get_code(to_canonical_address(address)))

@@ -15,6 +15,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain.abi import ContractCodec, Event
@@ -274,10 +275,32 @@ class Ledger:
     # -- claims -------------------------------------------------------------------------------
 
     def claim_state(self, invoice_id: bytes) -> ClaimState:
+        """The claim state of an invoice, read from the contract's storage (one word: the
+        state is packed in one slot; a second read only when a payer holds a lock), which
+        costs microseconds where the view call costs milliseconds on py-evm."""
+        word = self.backend.storage_at(self.address, self._mapping_slot("_claims", invoice_id))
+        voided = bool(word & 0xFF)
+        payer_number = (word >> 8) & 0xFFFFFFFF
+        paid = (word >> 40) & 0xFFFFFFFFFFFFFFFF
+        tag = (word >> 104).to_bytes(19, "big")
+        locked_by = None
+        if payer_number:
+            account = self.backend.storage_at(
+                self.address, self._mapping_slot("_payerAccounts", payer_number.to_bytes(32, "big"))
+            )
+            locked_by = to_checksum_address(account.to_bytes(32, "big")[12:])
+        return ClaimState(invoice_id, voided, locked_by, paid, tag)
+
+    def claim_state_by_call(self, invoice_id: bytes) -> ClaimState:
+        """The same through the contract's ``claimOf`` view (what the storage read must equal)."""
         voided, locked_by, paid, tag = self.read("claimOf", invoice_id)
         return ClaimState(
             invoice_id, voided, None if locked_by == ZERO_ADDRESS else locked_by, paid, bytes(tag)
         )
+
+    def _mapping_slot(self, variable: str, key: bytes) -> int:
+        base = self.codec.artifact["storage"][variable]["slot"]
+        return int.from_bytes(keccak(key.rjust(32, b"\x00") + base.to_bytes(32, "big")), "big")
 
     def lock_invoice(self, payer: LocalAccount, invoice_id: bytes) -> Receipt:
         return self.transact(payer, "lockInvoice", invoice_id)

@@ -189,6 +189,12 @@ class RpcBackend:
             params["topics"] = ["0x" + topic0.hex()]
         return [self._log(lg) for lg in self._guard("eth_getLogs", self.w3.eth.get_logs, params)]
 
+    def storage_at(self, address: str, slot: int) -> int:
+        word = self._guard(
+            "eth_getStorageAt", self.w3.eth.get_storage_at, to_checksum_address(address), slot
+        )
+        return int.from_bytes(bytes(word), "big")
+
     def code_at(self, address: str) -> bytes:
         return bytes(self._guard("eth_getCode", self.w3.eth.get_code, to_checksum_address(address)))
 

@@ -15,7 +15,7 @@ const SETTINGS = {
   optimizer: { enabled: true, runs: 20000 },
   evmVersion: "cancun",
   metadata: { bytecodeHash: "none" },
-  outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"] } },
+  outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences", "storageLayout"] } },
 };
 
 function findImport(importPath) {
@@ -46,6 +46,9 @@ for (const file of Object.keys(sources)) {
       compiler: `solc ${solc.version()} (npm solc)`,
       openzeppelin: ozVersion,
       settings: { optimizer: SETTINGS.optimizer, evmVersion: SETTINGS.evmVersion, metadata: SETTINGS.metadata },
+      // slot and offset of each state variable: lets readers fetch claim state with one
+      // storage read instead of an eth_call
+      storage: Object.fromEntries((c.storageLayout?.storage || []).map((v) => [v.label, { slot: Number(v.slot), offset: v.offset, type: v.type }])),
       source: file,
       source_sha256: sha(sources[file].content),
       contractName: name,

@@ -604,3 +604,18 @@ def test_void_needs_a_proven_leaf(world: World) -> None:
             world.seq, 99, leaf, 0, merkle.inclusion_proof(world.entries, 0), b"\x01" * 32, sig
         ),
     )
+
+
+def test_claim_state_read_from_storage_equals_the_view(world: World) -> None:
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(0, 1_234)])
+    world.ledger.lock_invoice(world.commercial, world.leaves[1].invoice_id)
+    world.void(2)
+    world.ledger.lock_invoice(world.basic, world.leaves[3].invoice_id)
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(3, 10)])
+    states = [world.ledger.claim_state(leaf.invoice_id) for leaf in world.leaves]
+    assert states == [world.ledger.claim_state_by_call(leaf.invoice_id) for leaf in world.leaves]
+    assert states[0].paid == 1_234 and states[0].record_tag == world.leaves[0].record_hash[:19]
+    assert states[1].locked_by == world.commercial.address
+    assert states[2].voided and states[3].locked_by is None and states[3].paid == 10
+    assert world.ledger.claim_state(b"\x42" * 32) == world.ledger.claim_state_by_call(
+        b"\x42" * 32)
