@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import decode, ingest, ledger, verify
+from bench import claims, decode, ingest, ledger, verify
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "ingest": ingest.run,
     "verify": verify.run,
     "decode": decode.run,
+    "claims": claims.run,
 }
 
 

@@ -1,0 +1,98 @@
+"""Claims benchmark: Quzhou's yearly 40,000 claims, verified, adjudicated and settled.
+
+Setup (not timed): the Quzhou-shaped dataset ingested and anchored as in ``bench.ingest``,
+its citizens enrolled (without passwords: sign-in is not what is measured). Timed: every claim
+through ``ClaimService.submit`` (the pipeline's verification, the patient check, the policy's
+adjudication, the audit rules, the database) and the settlement loop that pays approved claims
+on the embedded ledger in batches, run every 1,000 claims as the service's loop would. The
+claims: basic insurance for every invoice, then the commercial insurer for every invoice, then
+critical illness for the largest, until the count is reached (40,000 by default). The claim
+clock is 2025-12-31, within every invoice's deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from api import demo_data
+from api.citizens import AlreadyEnrolled, enrol
+from api.claims_flow import ClaimRefused
+from api.db import models
+from api.demo import batch_items, register_demo_hospitals
+from api.services import open_services
+from api.settings import Settings
+
+CLOCK = datetime(2025, 12, 31, 12, tzinfo=UTC)
+
+
+def run(claims: int = 40_000, preset: str = "quzhou") -> dict[str, Any]:
+    dataset = demo_data.generate(2025, preset)
+    with tempfile.TemporaryDirectory() as tmp:
+        services = open_services(Settings(data_dir=Path(tmp)))
+        register_demo_hospitals(services, dataset)
+        signatures = demo_data.sign_invoices(dataset, services.domain)
+        for hospital, items in batch_items(dataset, signatures).items():
+            for lo in range(0, len(items), 1000):
+                services.ingest.upload(hospital, items[lo : lo + 1000])
+                services.anchoring.run_once()
+        services.anchoring.run_once(force=True)
+        for citizen in {dataset.citizen_of(i) for i in range(len(dataset.invoices))}:
+            with contextlib.suppress(AlreadyEnrolled):
+                enrol(
+                    services, citizen.id_number, citizen.name, citizen.sex, citizen.birth_date, None
+                )
+        with services.sessions() as db:
+            citizens = {c.id_number_hash: c for c in db.scalars(select(models.Citizen))}
+            invoices = [
+                (f"{r.bill_code}-{r.bill_number}", r.patient_id_hash, r.total)
+                for r in db.scalars(select(models.Invoice))
+            ]
+        by_size = sorted(invoices, key=lambda inv: -inv[2])
+        plan = (
+            [(i, "basic") for i in invoices]
+            + [(i, "commercial") for i in invoices]
+            + [(i, "critical") for i in by_size]
+        )[:claims]
+        services.claims.clock = lambda: CLOCK
+        outcomes: dict[str, int] = {}
+        submit_ms: list[float] = []
+        start = time.perf_counter()
+        for n, ((reference, patient, _), payer) in enumerate(plan, start=1):
+            t = time.perf_counter()
+            try:
+                assert patient is not None  # every demo invoice names its patient
+                claim = services.claims.submit(citizens[patient], reference, payer, "app")
+                outcomes[claim.state] = outcomes.get(claim.state, 0) + 1
+            except ClaimRefused as exc:
+                outcomes[exc.code] = outcomes.get(exc.code, 0) + 1
+            submit_ms.append((time.perf_counter() - t) * 1000)
+            if n % 1000 == 0:
+                services.claims.settle_approved()
+        services.claims.settle_approved()
+        elapsed = time.perf_counter() - start
+        with services.sessions() as db:
+            paid = db.scalars(select(models.Payment)).all()
+            txs = {p.tx_hash for p in paid}
+        receipts = [services.session.backend.receipt(tx) for tx in txs]
+        gas = sum(r.gas_used for r in receipts if r is not None)
+        services.close()
+    out: dict[str, Any] = {
+        "claims_count": len(plan),
+        "claims_seconds": round(elapsed, 1),
+        "claims_per_second": round(len(plan) / elapsed, 1),
+        "claims_submit_ms_mean": round(statistics.mean(submit_ms), 2),
+        "claims_paid": len(paid),
+        "gas_per_settled_claim": round(gas / len(paid)) if paid else None,
+    }
+    out.update({f"claims_outcome_{k}": v for k, v in sorted(outcomes.items())})
+    if len(plan) == 40_000:
+        out["claims_40k_seconds"] = out["claims_seconds"]
+    return out
