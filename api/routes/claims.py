@@ -238,3 +238,26 @@ def search_claims(
     with services.sessions() as db:
         rows = list(db.scalars(query.order_by(models.Claim.created_at.desc()).limit(limit)))
     return [_public(services, c, history=True) for c in rows]
+
+
+class OfficeClaimRequest(ClaimRequest):
+    """A claim entered at a payer's office counter for a citizen who shows their ID card."""
+
+    id_number: str = Field(pattern=r"^[0-9]{17}[0-9Xx]$")
+
+
+@router.post("/office/claims", response_model=ClaimPublic, status_code=201)
+def office_claim(
+    services: ServicesDep, reviewer: ReviewerDep, body: OfficeClaimRequest
+) -> ClaimPublic:
+    """The counter channel (窗口): staff enter the claim for the citizen. The same rules hold:
+    the invoice must be the citizen's, and one claim per invoice and payer whatever the
+    channel."""
+    id_hash = services.ingest.personal.id_number_hash(body.id_number)
+    with services.sessions() as db:
+        citizen = db.scalar(select(models.Citizen).where(models.Citizen.id_number_hash == id_hash))
+    if citizen is None:
+        raise ApiError(404, "citizen_not_found", "no enrolled citizen with this ID number")
+    source = body.invoice if body.invoice is not None else body.qr_text
+    assert source is not None
+    return _submit(services, citizen, source, body.payer, "office")

@@ -104,8 +104,19 @@ def test_second_claim_is_refused_through_any_channel(demo: Demo) -> None:
         row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
         assert row is not None
     text = encode_payload(payload_of(demo.services, row))
+    office = {"Authorization": "Bearer dev-admin-token"}
+    invoice = DATASET.invoices[BIG_INPATIENT]
     for response in (
         demo.claim(BIG_INPATIENT),
+        demo.client.post(
+            "/api/v1/office/claims",
+            headers=office,
+            json={
+                "id_number": DATASET.citizen_of(BIG_INPATIENT).id_number,
+                "payer": "basic",
+                "invoice": f"{invoice.bill_code}-{invoice.bill_number}",
+            },
+        ),
         demo.claim(BIG_INPATIENT, qr_text=text),
         demo.client.post(
             "/api/v1/claims/photo?payer=basic",
