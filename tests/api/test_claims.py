@@ -52,6 +52,20 @@ class Demo:
         invoice = DATASET.invoices[index]
         return invoice_id(invoice.bill_code, invoice.bill_number)
 
+    def qr_text(self, index: int) -> str:
+        from api.db import models
+
+        with self.services.sessions() as db:
+            row = db.get(models.Invoice, self.invoice_id(index))
+        assert row is not None
+        return encode_payload(payload_of(self.services, row))
+
+    def verify_often(self, index: int) -> None:
+        """Verified unusually often (an audit signal): a claim then goes to manual review."""
+        text = self.qr_text(index)
+        for _ in range(25):
+            self.services.verification.verify(text)
+
     def paid_on_chain(self, index: int) -> int:
         return self.services.session.ledger.claim_state(self.invoice_id(index)).paid
 
@@ -98,12 +112,7 @@ def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
 
 def test_second_claim_is_refused_through_any_channel(demo: Demo) -> None:
     first = demo.claim(BIG_INPATIENT).json()
-    with demo.services.sessions() as db:
-        from api.db import models
-
-        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
-        assert row is not None
-    text = encode_payload(payload_of(demo.services, row))
+    text = demo.qr_text(BIG_INPATIENT)
     office = {"Authorization": "Bearer dev-admin-token"}
     invoice = DATASET.invoices[BIG_INPATIENT]
     for response in (
@@ -210,15 +219,7 @@ def test_simultaneous_identical_claims_give_one_claim(demo: Demo) -> None:
 
 
 def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
-    # Verified unusually often (an audit signal): the claim goes to manual review.
-    with demo.services.sessions() as db:
-        from api.db import models
-
-        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
-        assert row is not None
-    text = encode_payload(payload_of(demo.services, row))
-    for _ in range(25):
-        demo.services.verification.verify(text)
+    demo.verify_often(BIG_INPATIENT)
     claim = demo.claim(BIG_INPATIENT).json()
     assert claim["state"] == "in_review"
     assert "verified_often" in [h["code"] for h in claim["audit_hits"]]
@@ -244,14 +245,7 @@ def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
 
 
 def test_rejected_review_releases_the_lock(demo: Demo) -> None:
-    with demo.services.sessions() as db:
-        from api.db import models
-
-        row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
-        assert row is not None
-    text = encode_payload(payload_of(demo.services, row))
-    for _ in range(25):
-        demo.services.verification.verify(text)
+    demo.verify_often(BIG_INPATIENT)
     claim = demo.claim(BIG_INPATIENT).json()
     reviewer = {"Authorization": "Bearer dev-admin-token"}
     done = demo.client.post(
