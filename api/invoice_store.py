@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,11 +17,23 @@ def load_invoice(db: Session, row: models.Invoice) -> Invoice:
     Times come back with the UTC offsets they were written with, so the record hash and the
     detail root recomputed from the result equal the signed ones.
     """
-    lines = db.scalars(
-        select(models.InvoiceLine)
-        .where(models.InvoiceLine.invoice_id == row.invoice_id)
-        .order_by(models.InvoiceLine.line_no)
-    )
+    line = models.InvoiceLine
+    rows = db.execute(
+        select(
+            line.code,
+            line.name,
+            line.item_class,
+            line.unit_price,
+            line.quantity_milli,
+            line.amount,
+            line.department,
+            line.at_epoch,
+            line.utc_offset_minutes,
+        )
+        .where(line.invoice_id == row.invoice_id)
+        .order_by(line.line_no)
+    )  # plain rows, not ORM objects: an inpatient stay has hundreds of lines
+    zones: dict[int, timezone] = {}
     return Invoice(
         bill_code=row.bill_code,
         bill_number=row.bill_number,
@@ -41,15 +53,17 @@ def load_invoice(db: Session, row: models.Invoice) -> Invoice:
         patient_paid=row.patient_paid,
         lines=tuple(
             DetailLine(
-                ln.code,
-                ln.name,
-                ItemClass(ln.item_class),
-                ln.unit_price,
-                ln.quantity_milli,
-                ln.amount,
-                ln.department,
-                ln.time,
+                code,
+                name,
+                ItemClass(item_class),
+                unit_price,
+                quantity,
+                amount,
+                department,
+                datetime.fromtimestamp(
+                    at, zones.setdefault(offset, timezone(timedelta(minutes=offset)))
+                ),
             )
-            for ln in lines
+            for code, name, item_class, unit_price, quantity, amount, department, at, offset in rows
         ),
     )
