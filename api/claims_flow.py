@@ -35,6 +35,7 @@ from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
 from verifier.invoice import Invoice
 
+FIRST_PAYER = "basic"
 STATES = (
     "submitted",
     "verified",
@@ -165,6 +166,7 @@ class ClaimService:
             # Someone else's invoice gets the same answer as an unknown one.
             raise ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
         self._refuse_duplicate(row.invoice_id, payer)
+        self._refuse_before_basic(row.invoice_id, payer)
         now = self.clock()
         with services.sessions() as db:
             invoice = load_invoice(db, row)
@@ -287,6 +289,27 @@ class ClaimService:
             with services.sessions() as db:
                 row = db.get(models.Invoice, verdict.invoice_id)
         return verdict, row
+
+    def _refuse_before_basic(self, invoice_id: bytes, payer: str) -> None:
+        """Payers chain: basic insurance first, the others pay from what it left, so they
+        wait until the basic claim is final (paid or rejected)."""
+        if payer == FIRST_PAYER:
+            return
+        with self._services.sessions() as db:
+            basic = db.scalar(
+                select(models.Claim).where(
+                    models.Claim.invoice_id == invoice_id, models.Claim.payer == FIRST_PAYER
+                )
+            )
+        if basic is None or basic.state not in ("paid", "rejected"):
+            raise ClaimRefused(
+                409,
+                "basic_first",
+                "claim from basic medical insurance first; the other payers pay from what it "
+                "leaves once it has paid or refused",
+                basic_claim=basic.id if basic else None,
+                basic_state=basic.state if basic else None,
+            )
 
     def _refuse_duplicate(self, invoice_id: bytes, payer: str) -> None:
         with self._services.sessions() as db:

@@ -159,6 +159,16 @@ def test_only_the_patient_can_claim_and_others_learn_nothing(demo: Demo) -> None
     assert theirs.json()["error"]["message"] == unknown.json()["error"]["message"]
 
 
+def test_other_payers_wait_for_basic_insurance(demo: Demo) -> None:
+    early = demo.claim(BIG_INPATIENT, "commercial")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "basic_first"
+    basic = demo.claim(BIG_INPATIENT, "basic").json()
+    pending = demo.claim(BIG_INPATIENT, "commercial").json()["error"]
+    assert (pending["code"], pending["basic_claim"]) == ("basic_first", basic["claim_id"])
+    demo.services.claims.settle_approved()
+    assert demo.claim(BIG_INPATIENT, "commercial").status_code == 201
+
+
 def test_payers_in_chain_never_pay_above_the_total(demo: Demo) -> None:
     total = DATASET.invoices[BIG_INPATIENT].total
     basic = demo.claim(BIG_INPATIENT, "basic").json()
