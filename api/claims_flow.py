@@ -189,8 +189,8 @@ class ClaimService:
             if acc_row
             else claims.Accumulator.empty(payer, year)
         )
-        with services.lock:
-            paid_on_chain = services.session.ledger.claim_state(row.invoice_id).paid
+        # What every payer has paid so far, as the verdict's status step read it on chain.
+        paid_on_chain = int(verdict.steps[-1].details["paid"])
         adjudication = claims.adjudicate(
             self.policies[payer], presented, person, accumulator, already_paid_fen=paid_on_chain
         )
