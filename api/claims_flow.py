@@ -295,12 +295,7 @@ class ClaimService:
         wait until the basic claim is final (paid or rejected)."""
         if payer == FIRST_PAYER:
             return
-        with self._services.sessions() as db:
-            basic = db.scalar(
-                select(models.Claim).where(
-                    models.Claim.invoice_id == invoice_id, models.Claim.payer == FIRST_PAYER
-                )
-            )
+        basic = self._claims_of(invoice_id).get(FIRST_PAYER)
         if basic is None or basic.state not in ("paid", "rejected"):
             raise ClaimRefused(
                 409,
@@ -312,12 +307,7 @@ class ClaimService:
             )
 
     def _refuse_duplicate(self, invoice_id: bytes, payer: str) -> None:
-        with self._services.sessions() as db:
-            first = db.scalar(
-                select(models.Claim).where(
-                    models.Claim.invoice_id == invoice_id, models.Claim.payer == payer
-                )
-            )
+        first = self._claims_of(invoice_id).get(payer)
         if first is not None:
             raise ClaimRefused(
                 409,
@@ -326,6 +316,15 @@ class ClaimService:
                 first_claim=first.id,
                 first_state=first.state,
             )
+
+    def _claims_of(self, invoice_id: bytes) -> dict[str, models.Claim]:
+        with self._services.sessions() as db:
+            return {
+                c.payer: c
+                for c in db.scalars(
+                    select(models.Claim).where(models.Claim.invoice_id == invoice_id)
+                )
+            }
 
     def _history(
         self, db: Session, citizen: models.Citizen, claimed: Invoice, invoice_id: bytes

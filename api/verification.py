@@ -115,21 +115,14 @@ class VerificationService:
             statement = insert(models.Verification).values(
                 invoice_id=invoice_id, count=1, last_at=now
             )
-            db.execute(
+            count = db.scalar(
                 statement.on_conflict_do_update(
                     index_elements=[models.Verification.invoice_id],
                     set_={"count": models.Verification.count + 1, "last_at": now},
-                )
+                ).returning(models.Verification.count)
             )
             db.commit()
-            return int(
-                db.scalar(
-                    select(models.Verification.count).where(
-                        models.Verification.invoice_id == invoice_id
-                    )
-                )
-                or 0
-            )
+            return int(count or 0)
 
     def count_of(self, invoice_id: bytes) -> int:
         with self._services.sessions() as db:
