@@ -617,5 +617,4 @@ def test_claim_state_read_from_storage_equals_the_view(world: World) -> None:
     assert states[0].paid == 1_234 and states[0].record_tag == world.leaves[0].record_hash[:19]
     assert states[1].locked_by == world.commercial.address
     assert states[2].voided and states[3].locked_by is None and states[3].paid == 10
-    assert world.ledger.claim_state(b"\x42" * 32) == world.ledger.claim_state_by_call(
-        b"\x42" * 32)
+    assert world.ledger.claim_state(b"\x42" * 32) == world.ledger.claim_state_by_call(b"\x42" * 32)
