@@ -6,8 +6,11 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.routes import (
@@ -27,6 +30,8 @@ from api.services import Services, open_services
 from api.settings import Settings
 
 log = logging.getLogger("zeroclaim")
+#: The web pages: plain HTML, CSS and JavaScript, every asset served from here (no CDN).
+WEB = Path(__file__).resolve().parent / "web"
 
 
 def _sequencer_loop(services: Services, stop: threading.Event) -> None:
@@ -87,6 +92,12 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/web/")
+
     app.include_router(health.router)
     for module in (invoices, qr, verify, trust, citizens, claims, checkpoints, ledger, admin):
         app.include_router(module.router, prefix="/api/v1")

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 # libzbar0: QR decoding (pyzbar); fonts-noto-cjk: Chinese text on printed invoices;
-# postgresql: the tests run the PostgreSQL variant against a real server they start.
-APT_PACKAGES=(nodejs npm libzbar0 fonts-noto-cjk postgresql)
+# postgresql: the tests run the PostgreSQL variant against a real server they start;
+# chromium: the browser tests drive it with Playwright (no browser download).
+APT_PACKAGES=(nodejs npm libzbar0 fonts-noto-cjk postgresql chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,157 @@
+"""The web pages in a real browser: Debian's chromium driven by Playwright, against the service
+running in a real uvicorn server with the demo data. Each test saves a screenshot under the
+test output folder."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from api import demo_data
+from api.app import create_app
+from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
+from api.routes.qr import payload_of
+from api.services import Services, open_services
+from api.settings import Settings
+from verifier.canonical import invoice_id
+from verifier.qr import encode_payload, qr_png
+
+CHROMIUM = "/usr/bin/chromium"
+DATASET = demo_data.generate(2025, "small")
+BIG_INPATIENT = 3  # 33082502-0001255131, the citizen also has invoice 5
+SECOND = 5
+
+
+@dataclass
+class Site:
+    url: str
+    services: Services
+    shots: Path
+
+    def qr_text(self, index: int) -> str:
+        from api.db import models
+
+        inv = DATASET.invoices[index]
+        with self.services.sessions() as db:
+            row = db.get(models.Invoice, invoice_id(inv.bill_code, inv.bill_number))
+        assert row is not None
+        return encode_payload(payload_of(self.services, row))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    data = tmp_path_factory.mktemp("site")
+    settings = Settings(data_dir=data, anchor_interval_ms=0)
+    services = open_services(settings)
+    assert seed_demo(services) == len(DATASET.invoices)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield Site(f"http://127.0.0.1:{port}", services, tmp_path_factory.mktemp("screenshots"))
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: run `make setup` (Debian package chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page: Page, site: Site, index: int, password: str = DEMO_CITIZEN_PASSWORD) -> None:
+    page.goto(f"{site.url}/web/citizen.html")
+    page.fill("#id_number", DATASET.citizen_of(index).id_number)
+    page.fill("#password", password)
+    page.click("#signin-form button[type=submit]")
+
+
+def test_citizen_claims_by_tap_and_by_photo_and_sees_the_payment(
+    page: Page, site: Site, tmp_path: Path
+) -> None:
+    sign_in(page, site, BIG_INPATIENT, "wrong password")
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#id_number")).to_have_value(DATASET.citizen_of(BIG_INPATIENT).id_number)
+    page.fill("#password", DEMO_CITIZEN_PASSWORD)
+    page.click("#signin-form button[type=submit]")
+    big = DATASET.invoices[BIG_INPATIENT]
+    card = page.locator(f".invoice[data-reference='{big.bill_code}-{big.bill_number}']")
+    expect(card).to_be_visible()
+    card.locator("button.claim").click()
+    claim = page.locator(".claim-card").first
+    expect(claim).to_be_visible()
+    # The service's sequencer loop settles and pays approved claims within a moment.
+    deadline = time.monotonic() + 30
+    while claim.get_attribute("data-state") != "paid" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        page.reload()
+        claim = page.locator(".claim-card").first
+    expect(claim).to_have_attribute("data-state", "paid")
+    expect(claim.locator(".payment")).to_contain_text("已支付")
+    photo = tmp_path / "qr.png"
+    photo.write_bytes(qr_png(site.qr_text(SECOND), scale=4))
+    page.set_input_files("#photo", str(photo))
+    expect(page.locator(".claim-card")).to_have_count(2)
+    page.screenshot(path=str(site.shots / "citizen-claims.png"), full_page=True)
+    page.click("#lang")
+    expect(page.locator("h2[data-t=myClaims]")).to_have_text("My claims")
+
+
+def test_auditor_verifies_a_photo_and_a_tampered_code_is_refused(
+    page: Page, site: Site, tmp_path: Path
+) -> None:
+    page.goto(f"{site.url}/web/audit.html")
+    photo = tmp_path / "qr.png"
+    text = site.qr_text(BIG_INPATIENT)
+    photo.write_bytes(qr_png(text, scale=4))
+    page.set_input_files("#photo", str(photo))
+    expect(page.locator("#verdict")).to_have_text("有效")
+    expect(page.locator("#steps li[data-status=passed]")).to_have_count(8)
+    # One character of the signed payload changed: the signature names nobody registered.
+    tampered = text[:60] + ("A" if text[60] != "A" else "B") + text[61:]
+    page.fill("#qr", tampered)
+    page.click("#verify-text")
+    expect(page.locator("#verdict")).to_have_text("无效")
+    expect(page.locator("#steps li[data-status=failed]")).to_have_count(1)
+    page.screenshot(path=str(site.shots / "audit-tampered.png"), full_page=True)
