@@ -67,6 +67,13 @@ def main() -> None:
                 page.click("#verify-typed")
                 page.wait_for_selector("#steps li")
                 page.screenshot(path=str(OUT / f"audit-{size}.png"), full_page=True)
+                page.goto(f"{url}/web/hospital.html")
+                page.screenshot(path=str(OUT / f"hospital-{size}.png"), full_page=True)
+                page.goto(f"{url}/web/review.html")
+                page.fill("#token", settings.admin_token.get_secret_value())
+                page.click("#load")
+                page.wait_for_selector("#queue p, #queue .review-card")
+                page.screenshot(path=str(OUT / f"review-{size}.png"), full_page=True)
                 page.close()
             browser.close()
         server.should_exit = True

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -268,3 +268,26 @@ def void_invoice(
         stored.voided_at = datetime.now(UTC)
         db.commit()
     return get_invoice(services, _hex(row.invoice_id) or "")
+
+
+@router.post(
+    "/batches.csv",
+    response_model=BatchResultPublic,
+    openapi_extra={"requestBody": {"content": {"text/csv": {}}, "required": True}},
+)
+async def upload_csv_batch(
+    services: ServicesDep, hospital: HospitalDep, request: Request
+) -> BatchResultPublic:
+    """The same as ``/batches`` for a CSV batch (docs/invoice-format.md): one row per line."""
+    from starlette.concurrency import run_in_threadpool
+
+    from api.hospital_client import read_csv_batch
+
+    text = (await request.body()).decode("utf-8-sig")
+    try:
+        items = read_csv_batch(text)
+    except (ValueError, KeyError) as exc:
+        raise ApiError(422, "invalid_csv", f"the CSV cannot be read: {exc}") from None
+    if not items or len(items) > 5000:
+        raise ApiError(422, "invalid_csv", "a CSV batch holds 1 to 5,000 invoices")
+    return await run_in_threadpool(upload_batch, services, hospital, BatchUpload(items=items))

@@ -383,3 +383,26 @@ def test_line_item_proof_verifies_with_the_verifier_alone(world: World) -> None:
         headers={"X-API-Key": world.hospital.api_key},
     )
     assert missing.status_code == 404
+
+
+def test_csv_batch_upload(world: World) -> None:
+    from api.hospital_client import write_csv_batch
+
+    bad = world.item(2)
+    bad["invoice"]["lines"][1]["amount"] = 999
+    csv_text = write_csv_batch([world.item(1), bad])
+    response = world.client.post(
+        "/api/v1/invoices/batches.csv",
+        content=csv_text.encode(),
+        headers={"X-API-Key": world.hospital.api_key, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert [i["status"] for i in body["items"]] == ["accepted", "refused"]
+    assert body["items"][1]["problems"][0]["path"] == "lines[1].amount"
+    empty = world.client.post(
+        "/api/v1/invoices/batches.csv",
+        content=b"bill_code\n",
+        headers={"X-API-Key": world.hospital.api_key},
+    )
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_csv"

@@ -155,3 +155,73 @@ def test_auditor_verifies_a_photo_and_a_tampered_code_is_refused(
     expect(page.locator("#verdict")).to_have_text("无效")
     expect(page.locator("#steps li[data-status=failed]")).to_have_count(1)
     page.screenshot(path=str(site.shots / "audit-tampered.png"), full_page=True)
+
+
+def test_hospital_uploads_a_batch_and_sees_each_invoice_result(
+    page: Page, site: Site, tmp_path: Path
+) -> None:
+    import json
+
+    from api.demo import API_KEYS_FILE
+    from api.hospital_client import sign_item
+
+    hospital = DATASET.invoices[0].hospital
+    api_key = json.loads((site.services.settings.data_dir / API_KEYS_FILE).read_text())[hospital]
+    key = DATASET.hospital(hospital).private_key
+    items = []
+    for n in range(3):
+        invoice = demo_data.invoice_json(DATASET.invoices[0])
+        invoice.update(bill_number=f"00099900{n:02d}", check_code=f"web{n:03d}")
+        items.append(sign_item({"invoice": invoice}, key, site.services.domain))
+    items[1]["invoice"]["lines"][0]["amount"] += 1  # changed after signing
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps({"items": items}, ensure_ascii=False))
+    page.goto(f"{site.url}/web/hospital.html")
+    page.click("#upload")
+    expect(page.locator("#error")).to_be_visible()  # no file chosen: a sentence, no crash
+    page.fill("#api_key", api_key)
+    page.set_input_files("#batch", str(batch))
+    page.click("#upload")
+    expect(page.locator(".result")).to_have_count(3)
+    expect(page.locator(".result[data-status=accepted]")).to_have_count(2)
+    refused = page.locator(".result[data-status=refused]")
+    expect(refused).to_contain_text("lines[0].amount")
+    page.screenshot(path=str(site.shots / "hospital-upload.png"), full_page=True)
+
+
+def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
+    from sqlalchemy import select
+
+    from api.db import models
+
+    index = 16  # an inpatient invoice of another citizen
+    text = site.qr_text(index)
+    for _ in range(25):  # verified unusually often: the claim is flagged for review
+        site.services.verification.verify(text)
+    citizen_hash = site.services.ingest.personal.id_number_hash(DATASET.citizen_of(index).id_number)
+    with site.services.sessions() as db:
+        citizen = db.scalar(
+            select(models.Citizen).where(models.Citizen.id_number_hash == citizen_hash)
+        )
+    assert citizen is not None
+    inv = DATASET.invoices[index]
+    claim = site.services.claims.submit(
+        citizen, f"{inv.bill_code}-{inv.bill_number}", "basic", "app"
+    )
+    assert claim.state == "in_review"
+    page.goto(f"{site.url}/web/review.html")
+    page.fill("#token", "wrong")
+    page.click("#load")
+    expect(page.locator("#error")).to_be_visible()
+    page.fill("#token", "dev-admin-token")
+    page.click("#load")
+    card = page.locator(f".review-card[data-claim='{claim.id}']")
+    expect(card).to_contain_text("查验 26 次")  # the audit hit, in Chinese by default
+    page.screenshot(path=str(site.shots / "review-queue.png"), full_page=True)
+    card.locator("button.reject").click()  # a rejection needs a reason: refused, explained
+    expect(page.locator("#error")).to_be_visible()
+    card.locator("button.approve").click()
+    expect(page.locator(f".review-card[data-claim='{claim.id}']")).to_have_count(0)
+    with site.services.sessions() as db:
+        stored = db.get(models.Claim, claim.id)
+        assert stored is not None and stored.state in ("approved", "settling", "paid")
