@@ -261,3 +261,11 @@ def office_claim(
     source = body.invoice if body.invoice is not None else body.qr_text
     assert source is not None
     return _submit(services, citizen, source, body.payer, "office")
+
+
+@router.get("/audit/reconciliation")
+def reconciliation(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, Any]:
+    """The database recomputed against the chain: every checkpoint root, every payment."""
+    from api.reconcile import reconcile
+
+    return reconcile(services).as_json()

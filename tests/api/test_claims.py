@@ -266,3 +266,33 @@ def test_rejected_review_releases_the_lock(demo: Demo) -> None:
     assert done["state"] == "rejected" and done["reason_code"] == "duplicate billing"
     state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
     assert state.locked_by is None and state.paid == 0
+
+
+def test_reconciliation_catches_a_tampered_database(demo: Demo) -> None:
+    from sqlalchemy import update
+
+    from api.db import models
+
+    demo.claim(BIG_INPATIENT)
+    demo.services.claims.settle_approved()
+    auditor = {"Authorization": "Bearer dev-admin-token"}
+    clean = demo.client.get("/api/v1/audit/reconciliation", headers=auditor).json()
+    assert clean["consistent"] and clean["checkpoints_checked"] >= 1
+    assert clean["payments_checked"] == 1
+    assert clean["log_size_in_database"] == clean["anchored_size_on_chain"] == len(DATASET.invoices)
+    key = demo.invoice_id(BIG_INPATIENT)
+    with demo.services.sessions() as db:
+        db.execute(
+            update(models.Invoice)
+            .where(models.Invoice.invoice_id == key)
+            .values(total=models.Invoice.total + 1)
+        )
+        db.execute(update(models.Payment).values(amount_fen=models.Payment.amount_fen + 5))
+        db.commit()
+    dirty = demo.client.get("/api/v1/audit/reconciliation", headers=auditor).json()
+    assert not dirty["consistent"]
+    assert dirty["checkpoint_mismatches"] and dirty["payment_mismatches"]
+    assert dirty["payment_mismatches"][0]["database_paid"] == (
+        dirty["payment_mismatches"][0]["chain_paid"] + 5
+    )
+    assert demo.client.get("/api/v1/audit/reconciliation").status_code == 401
