@@ -269,3 +269,54 @@ def reconciliation(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, An
     from api.reconcile import reconcile
 
     return reconcile(services).as_json()
+
+
+@router.get("/audit/stats")
+def stats(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, Any]:
+    """Figures for the auditor's charts: invoices and claims per day, amounts, the approval
+    rate, the time from claim to payment, and the audit hits by rule."""
+    from collections import Counter, defaultdict
+
+    from claims import CHINA_TZ
+
+    with services.sessions() as db:
+        invoices = db.execute(select(models.Invoice.issued_at, models.Invoice.total)).all()
+        claim_rows = db.execute(
+            select(
+                models.Claim.created_at,
+                models.Claim.state,
+                models.Claim.amount_fen,
+                models.Claim.audit_hits,
+                models.Claim.id,
+            )
+        ).all()
+        paid_at = dict(db.execute(select(models.Payment.claim_id, models.Payment.paid_at)).all())
+    per_day: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"invoices": 0, "invoice_fen": 0, "claims": 0, "claim_fen": 0}
+    )
+    for issued_at, total in invoices:
+        day = per_day[issued_at.astimezone(CHINA_TZ).date().isoformat()]
+        day["invoices"] += 1
+        day["invoice_fen"] += total
+    states: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    seconds_to_pay = []
+    for created_at, state, amount, audit_hits, claim_id in claim_rows:
+        day = per_day[created_at.astimezone(CHINA_TZ).date().isoformat()]
+        day["claims"] += 1
+        day["claim_fen"] += amount
+        states[state] += 1
+        hits.update(h["code"] for h in audit_hits)
+        if claim_id in paid_at:
+            seconds_to_pay.append((paid_at[claim_id] - created_at).total_seconds())
+    decided = states["paid"] + states["approved"] + states["settled"] + states["rejected"]
+    approved = decided - states["rejected"]
+    return {
+        "per_day": [{"day": d, **v} for d, v in sorted(per_day.items())],
+        "claims_by_state": dict(states),
+        "approval_rate": round(approved / decided, 4) if decided else None,
+        "seconds_to_payment_mean": round(sum(seconds_to_pay) / len(seconds_to_pay), 1)
+        if seconds_to_pay
+        else None,
+        "audit_hits": dict(hits),
+    }

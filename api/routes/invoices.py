@@ -291,3 +291,39 @@ async def upload_csv_batch(
     if not items or len(items) > 5000:
         raise ApiError(422, "invalid_csv", "a CSV batch holds 1 to 5,000 invoices")
     return await run_in_threadpool(upload_batch, services, hospital, BatchUpload(items=items))
+
+
+class HospitalInvoice(BaseModel):
+    invoice_id: str
+    reference: str
+    issued_at: datetime
+    total: int
+    status: Literal["pending", "anchored", "voided"]
+    leaf_index: int | None
+    checkpoint_size: int | None
+
+
+@router.get("", response_model=list[HospitalInvoice])
+def hospital_invoices(
+    services: ServicesDep, hospital: HospitalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[HospitalInvoice]:
+    """The uploading hospital's own invoices, newest first, with their anchoring status."""
+    with services.sessions() as db:
+        rows = db.scalars(
+            select(models.Invoice)
+            .where(models.Invoice.hospital == hospital)
+            .order_by(models.Invoice.received_at.desc(), models.Invoice.bill_number.desc())
+            .limit(limit)
+        ).all()
+    return [
+        HospitalInvoice(
+            invoice_id=_hex(r.invoice_id) or "",
+            reference=f"{r.bill_code}-{r.bill_number}",
+            issued_at=r.issued_at,
+            total=r.total,
+            status="voided" if r.voided_by else "anchored" if r.checkpoint_size else "pending",
+            leaf_index=r.leaf_index,
+            checkpoint_size=r.checkpoint_size,
+        )
+        for r in rows
+    ]

@@ -406,3 +406,13 @@ def test_csv_batch_upload(world: World) -> None:
         headers={"X-API-Key": world.hospital.api_key},
     )
     assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_csv"
+
+
+def test_a_hospital_lists_its_own_invoices_only(world: World) -> None:
+    world.upload([world.item(1), world.item(2)])
+    own = world.client.get("/api/v1/invoices", headers={"X-API-Key": world.hospital.api_key})
+    assert [i["reference"] for i in own.json()] == ["33082025-0000000002", "33082025-0000000001"]
+    assert all(i["status"] == "pending" for i in own.json())
+    other = world.client.get("/api/v1/invoices", headers={"X-API-Key": world.other.api_key})
+    assert other.json() == []
+    assert world.client.get("/api/v1/invoices").status_code == 401

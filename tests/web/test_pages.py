@@ -187,6 +187,9 @@ def test_hospital_uploads_a_batch_and_sees_each_invoice_result(
     refused = page.locator(".result[data-status=refused]")
     expect(refused).to_contain_text("lines[0].amount")
     page.screenshot(path=str(site.shots / "hospital-upload.png"), full_page=True)
+    page.click("#list")
+    expect(page.locator(".own-invoice").first).to_be_visible()
+    assert page.locator(".own-invoice").count() >= 3
 
 
 def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
@@ -225,3 +228,34 @@ def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
     with site.services.sessions() as db:
         stored = db.get(models.Claim, claim.id)
         assert stored is not None and stored.state in ("approved", "settling", "paid")
+
+
+def test_auditor_checks_consistency_reconciles_and_sees_figures(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/web/audit.html")
+    expect(page.locator(".checkpoint").first).to_be_visible()
+    sizes = page.locator("#old option").all_inner_texts()
+    assert len(sizes) >= 3  # the demo anchors after each hospital's batch
+    for old in sizes[:-1]:  # powers of two or not, the browser verifies each proof
+        page.select_option("#old", old)
+        page.select_option("#new", sizes[-1])
+        page.click("#consistency")
+        expect(page.locator("#consistency-result")).to_contain_text(f"{old} → {sizes[-1]}")
+        expect(page.locator("#consistency-result")).to_have_attribute("data-ok", "true")
+    # The browser's RFC 9162 check refuses a proof with one hash changed.
+    refused = page.evaluate(
+        """async ([old, neu]) => {
+        const body = await api(`/api/v1/checkpoints/consistency?old=${old}&new=${neu}`);
+        const root = (size) => hex(checkpoints.find((c) => c.size === size).root);
+        const proof = body.proof.map(hex);
+        proof[0][0] ^= 1;
+        return await verifyConsistency(old, neu, proof, root(old), root(neu));
+    }""",
+        [int(sizes[1]), int(sizes[-1])],
+    )
+    assert refused is False
+    page.fill("#token", "dev-admin-token")
+    page.click("#reconcile")
+    expect(page.locator("#reconcile-result")).to_have_attribute("data-consistent", "true")
+    page.click("#load-stats")
+    expect(page.locator("svg.chart")).to_have_count(3)
+    page.screenshot(path=str(site.shots / "audit-dashboard.png"), full_page=True)
