@@ -142,6 +142,37 @@ def _sign(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from chain.ledger import void_typed_data
+    from verifier.canonical import invoice_id
+
+    code, number = args.invoice.split("-")
+    data = void_typed_data(
+        {
+            "name": "zeroclaim",
+            "version": "1",
+            "chainId": args.chain_id,
+            "verifyingContract": args.contract,
+        },
+        invoice_id(code, number),
+        bytes.fromhex(args.red.removeprefix("0x")),
+    )
+    signed = Account.sign_message(encode_typed_data(full_message=data), _load_key(args))
+    print(
+        json.dumps(
+            {
+                "invoice": args.invoice,
+                "red_invoice_id": args.red,
+                "signature": "0x" + bytes(signed.signature).hex(),
+            }
+        )
+    )
+    return 0
+
+
 def _upload(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
@@ -264,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--chain-id", type=int, required=True)
     sign.add_argument("--contract", required=True, help="the ledger contract (GET /api/v1/ledger)")
     sign.set_defaults(handler=_sign)
+    sign_void = hsub.add_parser("sign-void", help="sign a red-letter reversal (红冲) locally")
+    sign_void.add_argument("invoice", help="BILLCODE-BILLNUMBER of the invoice to void")
+    sign_void.add_argument("--red", required=True, help="the red invoice's id (0x + 64 hex)")
+    sign_void.add_argument("--keystore", required=True)
+    sign_void.add_argument("--chain-id", type=int, required=True)
+    sign_void.add_argument("--contract", required=True)
+    sign_void.set_defaults(handler=_sign_void)
     upload = hsub.add_parser("upload", help="upload a signed batch")
     upload.add_argument("batch")
     upload.add_argument("--url", default="http://127.0.0.1:8000")

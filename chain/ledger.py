@@ -56,6 +56,25 @@ class Call:
     args: tuple[Any, ...] = ()
 
 
+def void_typed_data(
+    domain: dict[str, Any], invoice_id: bytes, red_invoice_id: bytes
+) -> dict[str, Any]:
+    """EIP-712 ``VoidInvoice(invoiceId, redInvoiceId)`` in a ledger's domain: what the issuing
+    hospital signs for a red-letter reversal (at its office, with its own key)."""
+    return {
+        "types": {
+            "EIP712Domain": EIP712_DOMAIN_TYPE,
+            "VoidInvoice": [
+                {"name": "invoiceId", "type": "bytes32"},
+                {"name": "redInvoiceId", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "VoidInvoice",
+        "domain": domain,
+        "message": {"invoiceId": invoice_id, "redInvoiceId": red_invoice_id},
+    }
+
+
 def role_id(role: Role) -> bytes:
     """bytes32 of a role as the contract computes it."""
     return b"\x00" * 32 if role is Role.ADMIN else keccak(text=role.value)
@@ -351,18 +370,7 @@ class Ledger:
 
     def void_typed_data(self, invoice_id: bytes, red_invoice_id: bytes) -> dict[str, Any]:
         """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id``."""
-        return {
-            "types": {
-                "EIP712Domain": EIP712_DOMAIN_TYPE,
-                "VoidInvoice": [
-                    {"name": "invoiceId", "type": "bytes32"},
-                    {"name": "redInvoiceId", "type": "bytes32"},
-                ],
-            },
-            "primaryType": "VoidInvoice",
-            "domain": self.domain(),
-            "message": {"invoiceId": invoice_id, "redInvoiceId": red_invoice_id},
-        }
+        return void_typed_data(self.domain(), invoice_id, red_invoice_id)
 
     def sign_void(
         self, hospital_key: LocalAccount, invoice_id: bytes, red_invoice_id: bytes

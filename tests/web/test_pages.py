@@ -259,3 +259,76 @@ def test_auditor_checks_consistency_reconciles_and_sees_figures(page: Page, site
     page.click("#load-stats")
     expect(page.locator("svg.chart")).to_have_count(3)
     page.screenshot(path=str(site.shots / "audit-dashboard.png"), full_page=True)
+
+
+def test_hospital_voids_an_invoice_after_confirming(
+    page: Page,
+    site: Site,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from eth_account import Account
+
+    from api.cli import main
+    from api.demo import API_KEYS_FILE
+
+    index = 7  # an outpatient invoice nobody claims in these tests
+    inv = DATASET.invoices[index]
+    reference = f"{inv.bill_code}-{inv.bill_number}"
+    api_key = json.loads((site.services.settings.data_dir / API_KEYS_FILE).read_text())[
+        inv.hospital
+    ]
+    # The hospital signs at its office with its own key (demo key kept in a keystore here).
+    monkeypatch.setenv("ZEROCLAIM_HOSPITAL_KEY_PASSWORD", "office")
+    keystore = tmp_path / "key.json"
+    keystore.write_text(
+        json.dumps(
+            Account.encrypt(
+                DATASET.hospital(inv.hospital).private_key, "office", kdf="pbkdf2", iterations=2
+            )
+        )
+    )
+    red = "0x" + "7e" * 32
+    assert (
+        main(
+            [
+                "hospital",
+                "sign-void",
+                reference,
+                "--red",
+                red,
+                "--keystore",
+                str(keystore),
+                "--chain-id",
+                str(site.services.domain.chain_id),
+                "--contract",
+                site.services.domain.contract,
+            ]
+        )
+        == 0
+    )
+    signature = json.loads(capsys.readouterr().out)["signature"]
+
+    page.goto(f"{site.url}/web/hospital.html")
+    page.fill("#api_key", api_key)
+    page.click("#list")
+    card = page.locator(".own-invoice", has_text=reference)
+    card.locator(".red").fill(red)
+    card.locator(".signature").fill(signature)
+    page.once("dialog", lambda dialog: dialog.dismiss())  # first: cancelled, nothing happens
+    card.locator("button.void").click()
+    expect(page.locator(".own-invoice", has_text=reference)).to_have_attribute(
+        "data-status", "anchored"
+    )
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.locator("button.void").click()
+    expect(page.locator(".own-invoice", has_text=reference)).to_have_attribute(
+        "data-status", "voided"
+    )
+    from verifier.canonical import invoice_id
+
+    state = site.services.session.ledger.claim_state(invoice_id(inv.bill_code, inv.bill_number))
+    assert state.voided
