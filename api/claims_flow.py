@@ -544,6 +544,17 @@ def _explain(adjudication: Any) -> dict[str, Any]:
         },
         "steps": [{"code": n.code, "zh": n.zh, "en": n.en} for n in adjudication.steps],
         "categories": [_plain(c) for c in adjudication.categories],
+        # One sentence per line, as the citizen reads it ("line by line").
+        "lines": [
+            {
+                "line": ln.index + 1,
+                "name": ln.name,
+                "amount_fen": ln.amount_fen,
+                "zh": ln.note.zh,
+                "en": ln.note.en,
+            }
+            for ln in adjudication.lines
+        ],
     }
 
 

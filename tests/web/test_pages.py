@@ -129,6 +129,11 @@ def test_citizen_claims_by_tap_and_by_photo_and_sees_the_payment(
         claim = page.locator(".claim-card").first
     expect(claim).to_have_attribute("data-state", "paid")
     expect(claim.locator(".payment")).to_contain_text("已支付")
+    claim.locator(".explain summary").click()
+    expect(claim.locator(".lines li").first).to_be_visible()  # the adjudication, line by line
+    claim.locator(".checks summary").click()
+    expect(claim.locator(".history li")).to_have_count(6)
+    expect(claim.locator(".history")).to_contain_text("signature_recovered")
     photo = tmp_path / "qr.png"
     photo.write_bytes(qr_png(site.qr_text(SECOND), scale=4))
     page.set_input_files("#photo", str(photo))
@@ -257,7 +262,7 @@ def test_auditor_checks_consistency_reconciles_and_sees_figures(page: Page, site
     page.click("#reconcile")
     expect(page.locator("#reconcile-result")).to_have_attribute("data-consistent", "true")
     page.click("#load-stats")
-    expect(page.locator("svg.chart")).to_have_count(3)
+    expect(page.locator("svg.chart")).to_have_count(5)
     page.screenshot(path=str(site.shots / "audit-dashboard.png"), full_page=True)
 
 
