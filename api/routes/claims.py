@@ -301,14 +301,27 @@ def stats(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, Any]:
     states: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     seconds_to_pay = []
+    decided_on: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # approved, decided
+    paid_seconds_on: dict[str, list[float]] = defaultdict(list)
     for created_at, state, amount, audit_hits, claim_id in claim_rows:
-        day = per_day[created_at.astimezone(CHINA_TZ).date().isoformat()]
+        key = created_at.astimezone(CHINA_TZ).date().isoformat()
+        day = per_day[key]
         day["claims"] += 1
         day["claim_fen"] += amount
         states[state] += 1
         hits.update(h["code"] for h in audit_hits)
+        if state in ("approved", "settling", "settled", "paid", "rejected"):
+            decided_on[key][1] += 1
+            decided_on[key][0] += state != "rejected"
         if claim_id in paid_at:
-            seconds_to_pay.append((paid_at[claim_id] - created_at).total_seconds())
+            seconds = (paid_at[claim_id] - created_at).total_seconds()
+            seconds_to_pay.append(seconds)
+            paid_seconds_on[key].append(seconds)
+    for key, day in per_day.items():
+        approved_n, decided_n = decided_on.get(key, [0, 0])
+        day["approval_rate_permille"] = approved_n * 1000 // decided_n if decided_n else 0
+        paid_list = paid_seconds_on.get(key, [])
+        day["seconds_to_payment"] = round(sum(paid_list) / len(paid_list)) if paid_list else 0
     decided = states["paid"] + states["approved"] + states["settled"] + states["rejected"]
     approved = decided - states["rejected"]
     return {

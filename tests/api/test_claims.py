@@ -296,3 +296,25 @@ def test_reconciliation_catches_a_tampered_database(demo: Demo) -> None:
         dirty["payment_mismatches"][0]["chain_paid"] + 5
     )
     assert demo.client.get("/api/v1/audit/reconciliation").status_code == 401
+
+
+def test_stats_for_the_auditor(demo: Demo) -> None:
+    demo.claim(BIG_INPATIENT)
+    demo.claim(OUTPATIENT)
+    demo.services.claims.settle_approved()
+    # A third claim, on a small invoice: whatever the policy decides, the figures must agree.
+    small = 11  # 66.67 yuan
+    demo.claim(small)
+    demo.services.claims.settle_approved()
+    stats = demo.client.get(
+        "/api/v1/audit/stats", headers={"Authorization": "Bearer dev-admin-token"}
+    ).json()
+    states = stats["claims_by_state"]
+    assert sum(states.values()) == 3 and states.get("paid", 0) >= 1
+    decided = states.get("paid", 0) + states.get("rejected", 0)
+    assert stats["approval_rate"] == round(states.get("paid", 0) / decided, 4)
+    assert stats["seconds_to_payment_mean"] is not None and stats["seconds_to_payment_mean"] >= 0
+    assert sum(d["invoices"] for d in stats["per_day"]) == len(DATASET.invoices)
+    claimed_day = next(d for d in stats["per_day"] if d["claims"])
+    assert claimed_day["claims"] == 3
+    assert claimed_day["approval_rate_permille"] == states.get("paid", 0) * 1000 // 3

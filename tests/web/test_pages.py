@@ -262,7 +262,7 @@ def test_auditor_checks_consistency_reconciles_and_sees_figures(page: Page, site
     page.click("#reconcile")
     expect(page.locator("#reconcile-result")).to_have_attribute("data-consistent", "true")
     page.click("#load-stats")
-    expect(page.locator("svg.chart")).to_have_count(5)
+    expect(page.locator("svg.chart")).to_have_count(7)
     page.screenshot(path=str(site.shots / "audit-dashboard.png"), full_page=True)
 
 
