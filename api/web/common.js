@@ -29,6 +29,20 @@ const I18N = {
               settled: "settled", paid: "paid", rejected: "rejected" },
   },
 };
+// Chinese sentences for the API's stable error codes (the API answers in English).
+const ERRORS_ZH = {
+  sign_in_refused: "身份证号或密码不正确", not_signed_in: "请先登录",
+  duplicate_claim: "该票据已向此机构申请过报销，不能重复申请", invoice_not_found: "未找到您的这张票据",
+  basic_first: "请先向基本医疗保险申请报销，待其支付或作出决定后再向其他机构申请",
+  rate_limited: "查验过于频繁，请稍后再试", api_key_missing: "请填写接口密钥", api_key_invalid: "接口密钥无效",
+  reviewer_token_invalid: "令牌无效", reason_required: "驳回需要填写理由", image_missing: "请选择照片",
+  invalid_request: "填写的内容格式不正确", invalid_csv: "CSV 文件无法读取",
+  not_in_review: "该报销不在审核中", invoice_voided: "该票据已作废",
+  invalid_void_signature: "红冲签名无效：须由开票医院当前有效的密钥签名",
+  invoice_already_paid: "该票据已有报销支付，不能红冲", wrong_hospital: "只能操作本院票据",
+  claim_not_found: "未找到该报销", unknown_payer: "没有这个报销机构", citizen_not_found: "未找到该参保人",
+  image_too_large: "照片太大", invoice_not_anchored: "票据尚未上链，请稍后再试",
+};
 let LANG = localStorage.getItem("lang") || "zh";
 function t(key) { return I18N[LANG][key] ?? key; }
 function applyLanguage() {
@@ -53,7 +67,8 @@ async function api(path, options = {}) {
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
     const error = (body && body.error) || {};
-    const sentence = error.message_zh && LANG === "zh" ? error.message_zh : error.message;
+    const zh = error.message_zh || ERRORS_ZH[error.code];
+    const sentence = LANG === "zh" && zh ? zh : error.message;
     throw new Error(sentence || `${response.status} ${response.statusText}`);
   }
   return body;

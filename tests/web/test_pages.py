@@ -111,7 +111,7 @@ def test_citizen_claims_by_tap_and_by_photo_and_sees_the_payment(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
     sign_in(page, site, BIG_INPATIENT, "wrong password")
-    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error")).to_have_text("身份证号或密码不正确")  # a sentence, in Chinese
     expect(page.locator("#id_number")).to_have_value(DATASET.citizen_of(BIG_INPATIENT).id_number)
     page.fill("#password", DEMO_CITIZEN_PASSWORD)
     page.click("#signin-form button[type=submit]")
