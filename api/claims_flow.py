@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 import claims
 from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
 from api.db import models
-from api.invoice_store import load_invoice
+from api.invoice_store import invoice_key, load_invoice
 from api.services import Services
 from chain.errors import ContractRevert
 from chain.model import InvoiceLeaf
@@ -259,16 +259,13 @@ class ClaimService:
 
     def _verified(self, source: str | bytes) -> tuple[Any, models.Invoice | None]:
         """The verdict and the stored invoice; refuses anything that does not verify."""
-        from api.routes.invoices import _HEX32, _REFERENCE
         from api.routes.qr import payload_of
-        from verifier.canonical import invoice_id as compute_id
         from verifier.qr import encode_payload
 
         services = self._services
         row: models.Invoice | None = None
-        if isinstance(source, str) and (_HEX32.match(source) or _REFERENCE.match(source)):
-            match = _REFERENCE.match(source)
-            key = compute_id(match.group(1), match.group(2)) if match else bytes.fromhex(source[2:])
+        key = invoice_key(source) if isinstance(source, str) else None
+        if key is not None:
             with services.sessions() as db:
                 row = db.get(models.Invoice, key)
             if row is None:

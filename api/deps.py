@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
@@ -32,3 +33,12 @@ def authenticated_hospital(
 
 
 HospitalDep = Annotated[str, Depends(authenticated_hospital)]
+
+
+def require_token(services: Services, authorization: str | None, code: str, message: str) -> None:
+    """Refuses a request whose ``Authorization: Bearer`` token is not the authority's admin
+    token (compared in constant time), with the caller's error code."""
+    expected = services.settings.admin_token.get_secret_value()
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given, expected):
+        raise ApiError(401, code, message)

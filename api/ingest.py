@@ -340,7 +340,7 @@ class IngestService:
                 if row is None:
                     new.append(p)
                 elif row.record_hash == p.record_hash:
-                    result.receipts.append((p.index, _receipt(row, duplicate=True)))
+                    result.receipts.append((p.index, receipt_of(row, duplicate=True)))
                 else:
                     result.refusals.append(
                         _refuse(
@@ -447,7 +447,7 @@ class IngestService:
         )
 
 
-def _receipt(row: models.Invoice, duplicate: bool = False) -> Receipt:
+def receipt_of(row: models.Invoice, duplicate: bool = False) -> Receipt:
     return Receipt(
         row.invoice_id,
         f"{row.bill_code}-{row.bill_number}",
@@ -458,7 +458,3 @@ def _receipt(row: models.Invoice, duplicate: bool = False) -> Receipt:
         row.checkpoint_size,
         duplicate,
     )
-
-
-def receipt_of(row: models.Invoice) -> Receipt:
-    return _receipt(row)

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models
+from verifier.canonical import invoice_id
 from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
+
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{10})$")
+
+
+def invoice_key(key: str) -> bytes | None:
+    """The invoice id named by ``key``: the id itself (0x + 64 hex digits) or the reference
+    BILLCODE-BILLNUMBER; None when ``key`` is neither."""
+    if _HEX32.match(key):
+        return bytes.fromhex(key[2:])
+    if match := _REFERENCE.match(key):
+        return invoice_id(match.group(1), match.group(2))
+    return None
 
 
 def load_invoice(db: Session, row: models.Invoice) -> Invoice:

@@ -167,10 +167,8 @@ class Sequencer:
         chain: when the contract refuses one payment, that request gets the error and the
         rest of its batch is sent again without it.
         """
-        if any(self.log.index_of(r.leaf.invoice_id) is None for r in requests):
-            missing = [
-                r.reference for r in requests if self.log.index_of(r.leaf.invoice_id) is None
-            ]
+        missing = [r.reference for r in requests if self.log.index_of(r.leaf.invoice_id) is None]
+        if missing:
             raise LedgerError(f"settlement of invoices not in the log: {missing}")
         if self.pending_leaves() > 0:
             self.anchor()

@@ -192,7 +192,8 @@ def parse(text: str) -> Parsed:
     """Text to a signed payload or a fiscal pointer. Caller: nothing is verified yet."""
     from verifier import pointer
 
-    if text.startswith(PREFIX) or (text[:4].upper().startswith("ZC") and text[3:4] == ":"):
+    # ZC1: and any other ZCn: (refused below as an unsupported version, not as garbage)
+    if text[:2].upper() == PREFIX[:2] and text[3:4] == ":":
         try:
             return decode_payload(text)
         except QrError as exc:

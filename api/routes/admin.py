@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, require_token
 from api.errors import ApiError
 from api.hospitals import register_hospital
 from chain.model import HospitalLevel
@@ -20,10 +19,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 def require_admin(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    expected = services.settings.admin_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not hmac.compare_digest(given, expected):
-        raise ApiError(401, "admin_token_invalid", "this needs the authority's admin token")
+    require_token(
+        services, authorization, "admin_token_invalid", "this needs the authority's admin token"
+    )
 
 
 class HospitalRegistration(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from sqlalchemy import select
 
 from api.claims_flow import ClaimRefused
 from api.db import models
-from api.deps import ServicesDep
+from api.deps import ServicesDep, require_token
 from api.errors import ApiError
 from api.routes.citizens import CitizenDep
 from api.services import Services
@@ -170,10 +169,9 @@ def require_reviewer(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> str:
     """Payers' reviewers and auditors (the authority's token in this version)."""
-    expected = services.settings.admin_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not hmac.compare_digest(given, expected):
-        raise ApiError(401, "reviewer_token_invalid", "this needs a reviewer's token")
+    require_token(
+        services, authorization, "reviewer_token_invalid", "this needs a reviewer's token"
+    )
     return "reviewer"
 
 

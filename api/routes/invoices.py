@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -14,14 +13,11 @@ from api.db import models
 from api.deps import HospitalDep, ServicesDep
 from api.errors import ApiError
 from api.ingest import receipt_of
+from api.invoice_store import invoice_key
 from api.services import Services
 from chain.model import InvoiceLeaf
-from verifier.canonical import invoice_id as compute_invoice_id
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
-
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{10})$")
 
 
 class BatchUpload(BaseModel):
@@ -136,11 +132,8 @@ def upload_batch(
 
 def find_invoice(services: Services, key: str) -> models.Invoice:
     """An invoice by its id (0x + 64 hex) or reference (billcode-billnumber)."""
-    if _HEX32.match(key):
-        invoice_id = bytes.fromhex(key[2:])
-    elif match := _REFERENCE.match(key):
-        invoice_id = compute_invoice_id(match.group(1), match.group(2))
-    else:
+    invoice_id = invoice_key(key)
+    if invoice_id is None:
         raise ApiError(
             422,
             "invalid_invoice_key",
@@ -259,8 +252,6 @@ def void_invoice(
             red,
             bytes.fromhex(request.signature[2:]),
         )
-    from datetime import UTC
-
     with services.sessions() as db:
         stored = db.get(models.Invoice, row.invoice_id)
         assert stored is not None
