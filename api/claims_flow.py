@@ -16,24 +16,27 @@ the database says. A settlement batch interrupted by a crash is reconciled with 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 import claims
 from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
 from api.db import models
-from api.invoice_store import invoice_key, load_invoice
+from api.invoice_store import header_only, invoice_key, load_invoices, payload_of, rows_by_id
 from api.services import Services
+from api.verification import VerificationService
 from chain.errors import ContractRevert
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
 from verifier.invoice import Invoice
+from verifier.pipeline import Verdict
+from verifier.qr import encode_payload
 
 FIRST_PAYER = "basic"
 STATES = (
@@ -77,6 +80,9 @@ def _catalogue() -> claims.Catalogue:
     )
 
 
+_ITEM_CLASS = {c.value: c for c in claims.ItemClass}  # by value: the verifier's class too
+
+
 def claim_invoice(
     invoice: Invoice, level: int, reference: str, claimed_at: datetime | None = None
 ) -> claims.ClaimInvoice:
@@ -92,7 +98,7 @@ def claim_invoice(
             claims.ClaimLine(
                 ln.code,
                 ln.name,
-                claims.ItemClass(ln.item_class.value),
+                _ITEM_CLASS[ln.item_class],
                 ln.unit_price,
                 ln.quantity_milli,
                 ln.amount,
@@ -120,6 +126,158 @@ def _accumulator_from_json(payer: str, year: int, data: dict[str, Any]) -> claim
     )
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One claim to submit: whose, what names the invoice (an invoice id or reference for the
+    app's one tap, a QR text, or a photo's bytes), from which payer, through which channel."""
+
+    citizen: models.Citizen
+    source: str | bytes
+    payer: str
+    channel: str
+
+
+def _not_found() -> ClaimRefused:
+    return ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
+
+
+_CLAIM_KEYS = (models.Claim.id, models.Claim.invoice_id, models.Claim.payer, models.Claim.state)
+
+
+def _claims_of(db: Session, invoice_ids: Iterable[bytes]) -> dict[tuple[bytes, str], models.Claim]:
+    """The claims of these invoices, by (invoice id, payer)."""
+    wanted = sorted(set(invoice_ids))
+    found: dict[tuple[bytes, str], models.Claim] = {}
+    for lo in range(0, len(wanted), 500):
+        for claim in db.scalars(
+            select(models.Claim)
+            .options(load_only(*_CLAIM_KEYS))  # not the explanation: only whose and which state
+            .where(models.Claim.invoice_id.in_(wanted[lo : lo + 500]))
+        ):
+            found[claim.invoice_id, claim.payer] = claim
+    return found
+
+
+@dataclass
+class _Known:
+    """What a batch of claims reads from the database, loaded once for the batch, and what it
+    changes: yearly totals and verification counts (stored by :meth:`store`)."""
+
+    levels: dict[str, int]  # hospital code -> level
+    invoices: dict[bytes, Invoice]  # the claimed invoices and the overlapping history, lines
+    existing: dict[tuple[bytes, str], models.Claim]  # by (invoice, payer); this batch's too
+    counts: dict[bytes, int]  # verifications, this batch's included
+    added: dict[bytes, int]  # this batch's verifications
+    patients: dict[bytes, list[models.Invoice]]  # each patient's valid invoices
+    accumulators: dict[tuple[int, str, int], claims.Accumulator]
+    stored: dict[tuple[int, str, int], models.PayerAccumulator]
+    _views: dict[tuple[bytes, bool], claims.ClaimInvoice]
+
+    @classmethod
+    def load(
+        cls,
+        db: Session,
+        claimed: Sequence[models.Invoice],
+        citizen_ids: Iterable[int],
+        verified: Iterable[bytes],
+    ) -> _Known:
+        """Loads what the claims of ``claimed`` by ``citizen_ids`` need; ``verified`` are the
+        invoice ids this batch verified (once per verification)."""
+        added: dict[bytes, int] = {}
+        for invoice_id in verified:
+            added[invoice_id] = added.get(invoice_id, 0) + 1
+        counts = VerificationService.counts_of(db, added)
+        for invoice_id, n in added.items():
+            counts[invoice_id] += n
+        patients: dict[bytes, list[models.Invoice]] = {}
+        hashes = sorted({row.patient_id_hash for row in claimed if row.patient_id_hash})
+        for lo in range(0, len(hashes), 500):
+            for row in db.scalars(
+                select(models.Invoice).where(
+                    models.Invoice.patient_id_hash.in_(hashes[lo : lo + 500]),
+                    models.Invoice.voided_by.is_(None),
+                )
+            ):
+                patients.setdefault(row.patient_id_hash, []).append(row)  # type: ignore[arg-type]
+        # Lines of the claimed invoices, and of the history whose days overlap theirs (what
+        # the repeated-charge rules compare); the other rules need headers alone.
+        with_lines = {row.invoice_id: row for row in claimed}
+        for row in claimed:
+            first, last = _days(row.issued_at, row.admitted_on, row.discharged_on)
+            for other in patients.get(row.patient_id_hash, ()):  # type: ignore[arg-type]
+                start, end = _days(other.issued_at, other.admitted_on, other.discharged_on)
+                if start <= last and first <= end:
+                    with_lines[other.invoice_id] = other
+        citizen_ids = sorted(set(citizen_ids))
+        stored: dict[tuple[int, str, int], models.PayerAccumulator] = {}
+        for lo in range(0, len(citizen_ids), 500):
+            for acc in db.scalars(
+                select(models.PayerAccumulator).where(
+                    models.PayerAccumulator.citizen_id.in_(citizen_ids[lo : lo + 500])
+                )
+            ):
+                stored[acc.citizen_id, acc.payer, acc.year] = acc
+        return cls(
+            levels={
+                code: level
+                for code, level in db.execute(select(models.Hospital.code, models.Hospital.level))
+            },
+            invoices=load_invoices(db, with_lines.values()),
+            existing=_claims_of(db, [row.invoice_id for row in claimed]),
+            counts=counts,
+            added=added,
+            patients=patients,
+            accumulators={
+                key: _accumulator_from_json(key[1], key[2], acc.pools)
+                for key, acc in stored.items()
+            },
+            stored=stored,
+            _views={},
+        )
+
+    def accumulator(self, citizen_id: int, payer: str, year: int) -> claims.Accumulator:
+        """The citizen's yearly totals with the payer, this batch's claims included."""
+        found = self.accumulators.get((citizen_id, payer, year))
+        return found if found is not None else claims.Accumulator.empty(payer, year)
+
+    def history(
+        self, citizen: models.Citizen, claimed: models.Invoice
+    ) -> list[claims.ClaimInvoice]:
+        """The citizen's other valid invoices, for the audit rules."""
+        return [
+            self._view(row)
+            for row in self.patients.get(citizen.id_number_hash, ())
+            if row.invoice_id != claimed.invoice_id
+        ]
+
+    def _view(self, row: models.Invoice) -> claims.ClaimInvoice:
+        full = row.invoice_id in self.invoices
+        view = self._views.get((row.invoice_id, full))
+        if view is None:
+            invoice = self.invoices[row.invoice_id] if full else header_only(row)
+            view = claim_invoice(
+                invoice, self.levels.get(row.hospital, 0), f"{row.bill_code}-{row.bill_number}"
+            )
+            self._views[row.invoice_id, full] = view
+        return view
+
+    def store(self, db: Session, now: datetime) -> None:
+        """Writes the moved yearly totals and the verification counts into ``db``."""
+        for key, accumulator in self.accumulators.items():
+            pools = _accumulator_to_json(accumulator)
+            row = self.stored.get(key)
+            if row is None:
+                citizen_id, payer, year = key
+                db.add(
+                    models.PayerAccumulator(
+                        citizen_id=citizen_id, payer=payer, year=year, pools=pools
+                    )
+                )
+            elif row.pools != pools:
+                row.pools = pools
+        VerificationService.add_counts(db, self.added, now)
+
+
 class ClaimService:
     """Submits, reviews and settles claims."""
 
@@ -138,57 +296,166 @@ class ClaimService:
         self, citizen: models.Citizen, source: str | bytes, payer: str, channel: str
     ) -> models.Claim:
         """A claim of the invoice named by ``source`` (an invoice id or reference for the
-        app's one tap, a QR text, or a photo's bytes) from ``payer``.
+        app's one tap, a QR text, or a photo's bytes) from ``payer``; raises ``ClaimRefused``.
 
         Two claims of one citizen with one payer at the same moment race for the yearly
         accumulator; the loser is adjudicated again on the winner's totals."""
+        request = ClaimRequest(citizen, source, payer, channel)
         for attempt in range(3):
             try:
-                return self._submit_once(citizen, source, payer, channel)
+                (outcome,) = self._submit_batch([request])
             except (IntegrityError, OperationalError):
                 if attempt == 2:
                     raise
+                continue
+            if isinstance(outcome, ClaimRefused):
+                raise outcome
+            return outcome
         raise AssertionError("unreachable")
 
-    def _submit_once(
-        self, citizen: models.Citizen, source: str | bytes, payer: str, channel: str
-    ) -> models.Claim:
+    def submit_many(self, requests: Sequence[ClaimRequest]) -> list[models.Claim | ClaimRefused]:
+        """Claims that arrive together (an office's batch, a payer's import), each checked
+        exactly as by :meth:`submit`, in order: a later claim sees the earlier ones (a second
+        claim of an invoice from one payer is a duplicate, another payer waits for basic
+        insurance, one citizen's yearly totals add up). Invoices, lines, history and totals
+        are loaded once for the batch, and the batch is stored in one transaction; when a
+        concurrent claim wins a race, the batch is taken again one claim at a time."""
+        try:
+            return self._submit_batch(requests)
+        except (IntegrityError, OperationalError):
+            if len(requests) == 1:
+                raise
+        outcomes: list[models.Claim | ClaimRefused] = []
+        for r in requests:
+            try:
+                outcomes.append(self.submit(r.citizen, r.source, r.payer, r.channel))
+            except ClaimRefused as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _submit_batch(self, requests: Sequence[ClaimRequest]) -> list[models.Claim | ClaimRefused]:
         services = self._services
-        if payer not in self.policies or payer not in services.session.payers:
-            raise ClaimRefused(
-                422,
-                "unknown_payer",
-                f"no payer {payer!r}",
-                payers=sorted(set(self.policies) & set(services.session.payers)),
-            )
-        verdict, row = self._verified(source)
-        if row is None or row.patient_id_hash != citizen.id_number_hash:
-            # Someone else's invoice gets the same answer as an unknown one.
-            raise ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
-        self._refuse_duplicate(row.invoice_id, payer)
-        self._refuse_before_basic(row.invoice_id, payer)
         now = self.clock()
+        outcomes: list[models.Claim | ClaimRefused | None] = [None] * len(requests)
+        verified, counted = self._verified(requests, outcomes)
+        locks: list[tuple[str, bytes]] = []
+        events: list[dict[str, Any]] = []  # inserted as rows: no ORM bookkeeping needed
         with services.sessions() as db:
-            invoice = load_invoice(db, row)
-            level = (
-                db.scalar(select(models.Hospital.level).where(models.Hospital.code == row.hospital))
-                or 0
+            known = _Known.load(
+                db,
+                [row for _, row in verified.values()],
+                [requests[i].citizen.id for i in verified],
+                counted,
             )
-            history = self._history(db, citizen, invoice, row.invoice_id)
-            acc_row = db.get(models.PayerAccumulator, (citizen.id, payer, invoice.issued_at.year))
+            for i, (verdict, row) in verified.items():
+                request = requests[i]
+                try:
+                    self._refuse_duplicate(known.existing, row.invoice_id, request.payer)
+                    self._refuse_before_basic(known.existing, row.invoice_id, request.payer)
+                except ClaimRefused as exc:
+                    outcomes[i] = exc
+                    continue
+                claim, history = self._adjudicated(request, verdict, row, known, now)
+                db.add(claim)
+                events.extend(history)
+                known.existing[row.invoice_id, request.payer] = claim
+                if claim.state == "in_review":
+                    locks.append((request.payer, row.invoice_id))
+                outcomes[i] = claim
+            try:
+                db.flush()  # claims first: their events refer to them
+                if events:
+                    db.execute(insert(models.ClaimEvent), events)
+                known.store(db, now)
+                db.commit()
+            except IntegrityError:
+                # A concurrent claim of the same invoice and payer won: the unique
+                # (invoice, payer) constraint decides the race.
+                db.rollback()
+                if len(requests) == 1 and verified:
+                    ((_, row),) = verified.values()
+                    with services.sessions() as fresh:
+                        claims_now = _claims_of(fresh, [row.invoice_id])
+                    self._refuse_duplicate(claims_now, row.invoice_id, requests[0].payer)
+                raise
+        for payer, invoice_id in locks:
+            with services.lock:
+                services.session.ledger.lock_invoice(services.session.payers[payer], invoice_id)
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _verified(
+        self,
+        requests: Sequence[ClaimRequest],
+        outcomes: list[models.Claim | ClaimRefused | None],
+    ) -> tuple[dict[int, tuple[Verdict, models.Invoice]], list[bytes]]:
+        """The verdict and stored invoice of each request that verifies and names an invoice
+        of its citizen, by position, and the invoice id of every verification made (each
+        counts, as in :meth:`VerificationService.verify`); every other request gets its
+        refusal in ``outcomes``."""
+        services = self._services
+        payers = sorted(set(self.policies) & set(services.session.payers))
+        keys = [invoice_key(r.source) if isinstance(r.source, str) else None for r in requests]
+        with services.sessions() as db:
+            rows = rows_by_id(db, [k for k in keys if k is not None])
+        sources: list[tuple[int, str | bytes]] = []
+        for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
+            if request.payer not in payers:
+                outcomes[i] = ClaimRefused(
+                    422, "unknown_payer", f"no payer {request.payer!r}", payers=payers
+                )
+            elif key is None:
+                sources.append((i, request.source))
+            elif key not in rows:
+                outcomes[i] = _not_found()
+            else:  # one tap: the invoice's own fingerprint goes through every step
+                sources.append((i, encode_payload(payload_of(services.domain, rows[key]))))
+        verdicts = services.verification.verify_many([s for _, s in sources], rows)
+        named = {v.invoice_id for v in verdicts if v.valid and v.invoice_id not in rows}
+        if named:
+            with services.sessions() as db:
+                rows.update(rows_by_id(db, named))  # type: ignore[arg-type]
+        verified: dict[int, tuple[Verdict, models.Invoice]] = {}
+        for (i, _), verdict in zip(sources, verdicts, strict=True):
+            if not verdict.valid:
+                failed = next(s for s in verdict.steps if s.status == "failed")
+                outcomes[i] = ClaimRefused(
+                    422,
+                    "verification_failed",
+                    failed.message_en,
+                    step=failed.step,
+                    step_code=failed.code,
+                    message_zh=failed.message_zh,
+                )
+                continue
+            row = rows.get(verdict.invoice_id)  # type: ignore[arg-type]
+            if row is None or row.patient_id_hash != requests[i].citizen.id_number_hash:
+                outcomes[i] = _not_found()  # someone else's invoice: as if unknown
+                continue
+            verified[i] = (verdict, row)
+        return verified, [v.invoice_id for v in verdicts if v.invoice_id is not None]
+
+    def _adjudicated(
+        self,
+        request: ClaimRequest,
+        verdict: Verdict,
+        row: models.Invoice,
+        known: _Known,
+        now: datetime,
+    ) -> tuple[models.Claim, list[dict[str, Any]]]:
+        """The claim and its events, adjudicated by the payer's policy and screened by the
+        audit rules; the citizen's yearly totals in ``known`` move on unless it is rejected."""
+        citizen, payer = request.citizen, request.payer
+        invoice = known.invoices[row.invoice_id]
         reference = f"{row.bill_code}-{row.bill_number}"
-        presented = claim_invoice(invoice, level, reference, claimed_at=now)
+        presented = claim_invoice(invoice, known.levels.get(row.hospital, 0), reference, now)
         person = claims.Citizen(
             claims.Sex(citizen.sex),
             citizen.birth_date,
             frozenset({"low_income"} if citizen.assistance_eligible else ()),
         )
         year = presented.policy_year
-        accumulator = (
-            _accumulator_from_json(payer, year, acc_row.pools)
-            if acc_row
-            else claims.Accumulator.empty(payer, year)
-        )
+        accumulator = known.accumulator(citizen.id, payer, year)
         # What every payer has paid so far, as the verdict's status step read it on chain.
         paid_on_chain = int(verdict.steps[-1].details["paid"])
         adjudication = claims.adjudicate(
@@ -198,8 +465,8 @@ class ClaimService:
             presented,
             person,
             self.catalogue,
-            history,
-            services.verification.count_of(row.invoice_id),
+            known.history(citizen, row),
+            known.counts[row.invoice_id],
             self.rules,
         )
         if adjudication.status != "approved" or adjudication.amount_fen == 0:
@@ -208,12 +475,14 @@ class ClaimService:
             state, reason = "in_review", "audit_hits"
         else:
             state, reason = "approved", None
+        if state != "rejected":
+            known.accumulators[citizen.id, payer, year] = adjudication.accumulator
         claim = models.Claim(
             id="CLM" + secrets.token_hex(6).upper(),
             invoice_id=row.invoice_id,
             payer=payer,
             citizen_id=citizen.id,
-            channel=channel,
+            channel=request.channel,
             state=state,
             reason_code=reason,
             amount_fen=adjudication.amount_fen if state != "rejected" else 0,
@@ -223,7 +492,7 @@ class ClaimService:
             updated_at=now,
         )
         events = [
-            ("submitted", {"channel": channel}),
+            ("submitted", {"channel": request.channel}),
             ("verified", {"steps": [s.code for s in verdict.steps]}),
             (
                 "adjudicated",
@@ -231,68 +500,26 @@ class ClaimService:
             ),
             (state, {"reason": reason, "hits": [h.code for h in hits]}),
         ]
-        with services.sessions() as db:
-            try:
-                db.add(claim)
-                db.flush()  # the unique (invoice, payer) constraint decides a race here
-                for name, detail in events:
-                    db.add(
-                        models.ClaimEvent(
-                            claim_id=claim.id,
-                            at=now,
-                            state=name,
-                            actor=f"citizen:{citizen.id}",
-                            detail=detail,
-                        )
-                    )
-                if state != "rejected":
-                    self._store_accumulator(db, citizen.id, payer, year, adjudication.accumulator)
-                db.commit()
-            except IntegrityError:
-                db.rollback()
-                self._refuse_duplicate(row.invoice_id, payer)
-                raise
-        if state == "in_review":
-            with services.lock:
-                services.session.ledger.lock_invoice(services.session.payers[payer], row.invoice_id)
-        return claim
+        return claim, [
+            {
+                "claim_id": claim.id,
+                "at": now,
+                "state": name,
+                "actor": f"citizen:{citizen.id}",
+                "detail": detail,
+            }
+            for name, detail in events
+        ]
 
-    def _verified(self, source: str | bytes) -> tuple[Any, models.Invoice | None]:
-        """The verdict and the stored invoice; refuses anything that does not verify."""
-        from api.routes.qr import payload_of
-        from verifier.qr import encode_payload
-
-        services = self._services
-        row: models.Invoice | None = None
-        key = invoice_key(source) if isinstance(source, str) else None
-        if key is not None:
-            with services.sessions() as db:
-                row = db.get(models.Invoice, key)
-            if row is None:
-                raise ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
-            source = encode_payload(payload_of(services, row))
-        verdict, _ = services.verification.verify(source)
-        if not verdict.valid:
-            failed = next(s for s in verdict.steps if s.status == "failed")
-            raise ClaimRefused(
-                422,
-                "verification_failed",
-                failed.message_en,
-                step=failed.step,
-                step_code=failed.code,
-                message_zh=failed.message_zh,
-            )
-        if row is None and verdict.invoice_id is not None:
-            with services.sessions() as db:
-                row = db.get(models.Invoice, verdict.invoice_id)
-        return verdict, row
-
-    def _refuse_before_basic(self, invoice_id: bytes, payer: str) -> None:
+    @staticmethod
+    def _refuse_before_basic(
+        existing: Mapping[tuple[bytes, str], models.Claim], invoice_id: bytes, payer: str
+    ) -> None:
         """Payers chain: basic insurance first, the others pay from what it left, so they
         wait until the basic claim is final (paid or rejected)."""
         if payer == FIRST_PAYER:
             return
-        basic = self._claims_of(invoice_id).get(FIRST_PAYER)
+        basic = existing.get((invoice_id, FIRST_PAYER))
         if basic is None or basic.state not in ("paid", "rejected"):
             raise ClaimRefused(
                 409,
@@ -303,8 +530,11 @@ class ClaimService:
                 basic_state=basic.state if basic else None,
             )
 
-    def _refuse_duplicate(self, invoice_id: bytes, payer: str) -> None:
-        first = self._claims_of(invoice_id).get(payer)
+    @staticmethod
+    def _refuse_duplicate(
+        existing: Mapping[tuple[bytes, str], models.Claim], invoice_id: bytes, payer: str
+    ) -> None:
+        first = existing.get((invoice_id, payer))
         if first is not None:
             raise ClaimRefused(
                 409,
@@ -313,56 +543,6 @@ class ClaimService:
                 first_claim=first.id,
                 first_state=first.state,
             )
-
-    def _claims_of(self, invoice_id: bytes) -> dict[str, models.Claim]:
-        with self._services.sessions() as db:
-            return {
-                c.payer: c
-                for c in db.scalars(
-                    select(models.Claim).where(models.Claim.invoice_id == invoice_id)
-                )
-            }
-
-    def _history(
-        self, db: Session, citizen: models.Citizen, claimed: Invoice, invoice_id: bytes
-    ) -> list[claims.ClaimInvoice]:
-        """The citizen's other valid invoices for the audit rules. Lines are loaded only for
-        invoices whose days overlap the claimed one's (what repeated-charge rules compare);
-        readmission and overlapping stays need the headers alone."""
-        rows = db.scalars(
-            select(models.Invoice).where(
-                models.Invoice.patient_id_hash == citizen.id_number_hash,
-                models.Invoice.invoice_id != invoice_id,
-                models.Invoice.voided_by.is_(None),
-            )
-        )
-        levels = dict(db.execute(select(models.Hospital.code, models.Hospital.level)).all())
-        first, last = _days(claimed.issued_at, claimed.admitted_on, claimed.discharged_on)
-        history = []
-        for r in rows:
-            start, end = _days(r.issued_at, r.admitted_on, r.discharged_on)
-            invoice = load_invoice(db, r) if start <= last and first <= end else _header_only(r)
-            history.append(
-                claim_invoice(invoice, levels.get(r.hospital, 0), f"{r.bill_code}-{r.bill_number}")
-            )
-        return history
-
-    @staticmethod
-    def _store_accumulator(
-        db: Session, citizen_id: int, payer: str, year: int, accumulator: claims.Accumulator
-    ) -> None:
-        row = db.get(models.PayerAccumulator, (citizen_id, payer, year))
-        if row is None:
-            db.add(
-                models.PayerAccumulator(
-                    citizen_id=citizen_id,
-                    payer=payer,
-                    year=year,
-                    pools=_accumulator_to_json(accumulator),
-                )
-            )
-        else:
-            row.pools = _accumulator_to_json(accumulator)
 
     # -- review -------------------------------------------------------------------------------
 
@@ -406,61 +586,115 @@ class ClaimService:
         paid = 0
         for payer, account in services.session.payers.items():
             with services.sessions() as db:
+                claim, invoice = models.Claim, models.Invoice
                 rows = db.execute(
-                    select(models.Claim, models.Invoice)
-                    .join(models.Invoice, models.Invoice.invoice_id == models.Claim.invoice_id)
-                    .where(models.Claim.state == "approved", models.Claim.payer == payer)
-                    .order_by(models.Claim.created_at)
+                    select(
+                        claim.id,
+                        claim.amount_fen,
+                        invoice.invoice_id,
+                        invoice.record_hash,
+                        invoice.hospital,
+                        invoice.total,
+                    )
+                    .join(invoice, invoice.invoice_id == claim.invoice_id)
+                    .where(claim.state == "approved", claim.payer == payer)
+                    .order_by(claim.created_at)
                 ).all()
                 if not rows:
                     continue
-                db.execute(
-                    update(models.Claim)
-                    .where(models.Claim.id.in_([c.id for c, _ in rows]))
-                    .values(state="settling")
-                )
+                for lo in range(0, len(rows), 500):
+                    db.execute(
+                        update(claim)
+                        .where(claim.id.in_([r.id for r in rows[lo : lo + 500]]))
+                        .values(state="settling")
+                    )
                 db.commit()
             requests = [
                 SettlementRequest(
-                    c.id,
-                    InvoiceLeaf(i.invoice_id, i.record_hash, i.hospital, i.total),
-                    c.amount_fen,
+                    r.id,
+                    InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total),
+                    r.amount_fen,
                 )
-                for c, i in rows
+                for r in rows
             ]
             with services.lock:
                 outcomes = services.sequencer.settle(account, requests)
             now = datetime.now(UTC)
             with services.sessions() as db:
+                settled = {
+                    o.request.reference: o.receipt.tx_hash
+                    for o in outcomes
+                    if o.receipt is not None
+                }
+                self._paid(db, settled, now)
+                paid += len(settled)
                 for outcome in outcomes:
-                    ref = outcome.request.reference
-                    if outcome.receipt is not None:
-                        self._paid(db, ref, outcome.receipt.tx_hash, now)
-                        paid += 1
-                    else:
-                        self._refused(db, ref, outcome.error, now)
+                    if outcome.receipt is None:
+                        self._refused(db, outcome.request.reference, outcome.error, now)
                 db.commit()
         return paid
 
-    def _paid(self, db: Session, claim_id: str, tx_hash: bytes, now: datetime) -> None:
-        claim = db.get(models.Claim, claim_id)
-        assert claim is not None
-        for state in ("settled", "paid"):
-            db.add(
-                models.ClaimEvent(
-                    claim_id=claim_id,
-                    at=now,
-                    state=state,
-                    actor="sequencer",
-                    detail={"tx": "0x" + tx_hash.hex()},
+    @staticmethod
+    def _paid(db: Session, settled: Mapping[str, bytes], now: datetime) -> None:
+        """Marks the claims ``settled`` (claim id -> transaction) paid, with their events and
+        one payment each (never a second: a claim already paid keeps its payment)."""
+        if not settled:
+            return
+        ids = sorted(settled)
+        amounts: dict[str, int] = {}
+        has_payment: set[str] = set()
+        for lo in range(0, len(ids), 500):
+            chunk = ids[lo : lo + 500]
+            amounts.update(
+                {
+                    claim_id: amount
+                    for claim_id, amount in db.execute(
+                        select(models.Claim.id, models.Claim.amount_fen).where(
+                            models.Claim.id.in_(chunk)
+                        )
+                    )
+                }
+            )
+            has_payment.update(
+                db.scalars(
+                    select(models.Payment.claim_id).where(models.Payment.claim_id.in_(chunk))
                 )
             )
-        claim.state, claim.settle_tx, claim.updated_at = "paid", tx_hash, now
-        if db.get(models.Payment, claim_id) is None:
-            db.add(
-                models.Payment(
-                    claim_id=claim_id, amount_fen=claim.amount_fen, tx_hash=tx_hash, paid_at=now
-                )
+        assert set(amounts) == set(ids), "settled claims that are not stored"
+        db.execute(
+            update(models.Claim),
+            [
+                {"id": claim_id, "state": "paid", "settle_tx": settled[claim_id], "updated_at": now}
+                for claim_id in ids
+            ],
+        )
+        db.execute(
+            insert(models.ClaimEvent),
+            [
+                {
+                    "claim_id": claim_id,
+                    "at": now,
+                    "state": state,
+                    "actor": "sequencer",
+                    "detail": {"tx": "0x" + settled[claim_id].hex()},
+                }
+                for claim_id in ids
+                for state in ("settled", "paid")
+            ],
+        )
+        new = [claim_id for claim_id in ids if claim_id not in has_payment]
+        if new:
+            db.execute(
+                insert(models.Payment),
+                [
+                    {
+                        "claim_id": claim_id,
+                        "amount_fen": amounts[claim_id],
+                        "tx_hash": settled[claim_id],
+                        "paid_at": now,
+                    }
+                    for claim_id in new
+                ],
             )
 
     @staticmethod
@@ -490,14 +724,16 @@ class ClaimService:
             with services.lock:
                 events = services.session.ledger.events(name="InvoiceSettled")
             settled = {(e.args["invoice_id"], e.args["payer"]): e.tx_hash for e in events}
-            now = datetime.now(UTC)
+            found: dict[str, bytes] = {}
             for claim in stuck:
                 account = services.session.payers[claim.payer].address
                 tx = settled.get((claim.invoice_id, account))
                 if tx is not None:
-                    self._paid(db, claim.id, tx, now)
+                    found[claim.id] = tx
                 else:
                     claim.state = "approved"
+            db.flush()
+            self._paid(db, found, datetime.now(UTC))
             db.commit()
 
 
@@ -505,28 +741,6 @@ def _days(issued_at: datetime, admitted: date | None, discharged: date | None) -
     """The calendar days (China Standard Time) an invoice's services span."""
     issued = issued_at.astimezone(claims.CHINA_TZ).date()
     return (admitted or issued, max(discharged or issued, issued))
-
-
-def _header_only(row: models.Invoice) -> Invoice:
-    from verifier.invoice import VisitType
-
-    return Invoice(
-        row.bill_code,
-        row.bill_number,
-        row.check_code,
-        row.hospital,
-        row.issued_at,
-        VisitType(row.visit_type),
-        row.admitted_on,
-        row.discharged_on,
-        row.department,
-        tuple(row.diagnoses),
-        row.patient_commitment,
-        row.total,
-        row.insurance_paid,
-        row.patient_paid,
-        (),
-    )
 
 
 def _explain(adjudication: Any) -> dict[str, Any]:
@@ -540,31 +754,57 @@ def _explain(adjudication: Any) -> dict[str, Any]:
             "en": adjudication.reason.en,
         },
         "steps": [{"code": n.code, "zh": n.zh, "en": n.en} for n in adjudication.steps],
-        "categories": [_plain(c) for c in adjudication.categories],
-        # One sentence per line, as the citizen reads it ("line by line").
+        "categories": [
+            {
+                "item_class": c.item_class.value,
+                "amount_fen": c.amount_fen,
+                "in_policy_fen": c.in_policy_fen,
+                "self_share_fen": c.self_share_fen,
+                "out_of_policy_fen": c.out_of_policy_fen,
+                "excluded_fen": c.excluded_fen,
+            }
+            for c in adjudication.categories
+        ],
+        # How each line counted, as figures; :func:`readable` adds its sentences when read
+        # (an inpatient stay has hundreds of lines, and most claims are never opened).
         "lines": [
             {
                 "line": ln.index + 1,
+                "code": ln.code,
                 "name": ln.name,
+                "class": ln.item_class.value,
                 "amount_fen": ln.amount_fen,
-                "zh": ln.note.zh,
-                "en": ln.note.en,
+                "in_policy_fen": ln.in_policy_fen,
+                "self_share_fen": ln.self_share_fen,
+                "self_share_bp": ln.self_share_bp,
+                "out_of_policy_fen": ln.out_of_policy_fen,
+                "excluded_fen": ln.excluded_fen,
             }
             for ln in adjudication.lines
         ],
     }
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+def readable(explanation: dict[str, Any]) -> dict[str, Any]:
+    """A stored explanation with each line's sentence in zh and en ("line by line")."""
+    lines = []
+    for ln in explanation.get("lines", []):
+        if "zh" not in ln:
+            note = claims.LineResult(
+                ln["line"] - 1,
+                ln["code"],
+                ln["name"],
+                claims.ItemClass(ln["class"]),
+                ln["amount_fen"],
+                ln["in_policy_fen"],
+                ln["self_share_fen"],
+                ln["out_of_policy_fen"],
+                ln["excluded_fen"],
+                ln["self_share_bp"],
+            ).note
+            ln = {**ln, "zh": note.zh, "en": note.en}
+        lines.append(ln)
+    return {**explanation, "lines": lines}
 
 
-__all__: Sequence[str] = ("STATES", "ClaimRefused", "ClaimService")
+__all__: Sequence[str] = ("STATES", "ClaimRefused", "ClaimRequest", "ClaimService", "readable")

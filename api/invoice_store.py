@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models
-from verifier.canonical import invoice_id
+from verifier.canonical import Domain, invoice_id
 from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
+from verifier.qr import VERSION, QrPayload
+
+_CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
+_ITEM_CLASS = {c.value: c for c in ItemClass}  # a dict lookup, not an enum call, per line
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{10})$")
@@ -26,29 +31,96 @@ def invoice_key(key: str) -> bytes | None:
     return None
 
 
+def payload_of(domain: Domain, row: models.Invoice) -> QrPayload:
+    """The self-verifying payload of a stored invoice (docs/qr-format.md)."""
+    return QrPayload(
+        version=VERSION,
+        chain_id=domain.chain_id,
+        contract=domain.contract,
+        bill_code=row.bill_code,
+        bill_number=row.bill_number,
+        check_code=row.check_code,
+        hospital=row.hospital,
+        issued_at=int(row.issued_at.timestamp()),
+        total=row.total,
+        detail_root=row.detail_root,
+        patient_commitment=row.patient_commitment,
+        signature=row.signature,
+    )
+
+
+def rows_by_id(db: Session, invoice_ids: Iterable[bytes]) -> dict[bytes, models.Invoice]:
+    """The stored invoices among ``invoice_ids``, by id (one query per 500 ids)."""
+    wanted = sorted(set(invoice_ids))
+    found: dict[bytes, models.Invoice] = {}
+    for lo in range(0, len(wanted), _CHUNK):
+        chunk = wanted[lo : lo + _CHUNK]
+        found.update(
+            (row.invoice_id, row)
+            for row in db.scalars(
+                select(models.Invoice).where(models.Invoice.invoice_id.in_(chunk))
+            )
+        )
+    return found
+
+
 def load_invoice(db: Session, row: models.Invoice) -> Invoice:
     """The full invoice (header and lines) of a stored row, as the hospital signed it.
 
     Times come back with the UTC offsets they were written with, so the record hash and the
     detail root recomputed from the result equal the signed ones.
     """
+    return load_invoices(db, [row])[row.invoice_id]
+
+
+def load_invoices(db: Session, rows: Iterable[models.Invoice]) -> dict[bytes, Invoice]:
+    """:func:`load_invoice` of several rows, by id, with one query per 500 invoices."""
     line = models.InvoiceLine
-    rows = db.execute(
-        select(
-            line.code,
-            line.name,
-            line.item_class,
-            line.unit_price,
-            line.quantity_milli,
-            line.amount,
-            line.department,
-            line.at_epoch,
-            line.utc_offset_minutes,
-        )
-        .where(line.invoice_id == row.invoice_id)
-        .order_by(line.line_no)
-    )  # plain rows, not ORM objects: an inpatient stay has hundreds of lines
+    rows = list(rows)
+    lines: dict[bytes, list[DetailLine]] = {row.invoice_id: [] for row in rows}
     zones: dict[int, timezone] = {}
+    ids = sorted(lines)
+    for lo in range(0, len(ids), _CHUNK):
+        found = db.execute(
+            select(
+                line.invoice_id,
+                line.code,
+                line.name,
+                line.item_class,
+                line.unit_price,
+                line.quantity_milli,
+                line.amount,
+                line.department,
+                line.at_epoch,
+                line.utc_offset_minutes,
+            )
+            .where(line.invoice_id.in_(ids[lo : lo + _CHUNK]))
+            .order_by(line.invoice_id, line.line_no)
+        )  # plain rows, not ORM objects: an inpatient stay has hundreds of lines
+        for iid, code, name, item_class, price, quantity, amount, department, at, offset in found:
+            lines[iid].append(
+                DetailLine(
+                    code,
+                    name,
+                    _ITEM_CLASS[item_class],
+                    price,
+                    quantity,
+                    amount,
+                    department,
+                    datetime.fromtimestamp(
+                        at, zones.setdefault(offset, timezone(timedelta(minutes=offset)))
+                    ),
+                )
+            )
+    return {row.invoice_id: _invoice(row, tuple(lines[row.invoice_id])) for row in rows}
+
+
+def header_only(row: models.Invoice) -> Invoice:
+    """A stored row's header without its lines (for rules that compare visits, not items)."""
+    return _invoice(row, ())
+
+
+def _invoice(row: models.Invoice, lines: tuple[DetailLine, ...]) -> Invoice:
     return Invoice(
         bill_code=row.bill_code,
         bill_number=row.bill_number,
@@ -66,19 +138,5 @@ def load_invoice(db: Session, row: models.Invoice) -> Invoice:
         total=row.total,
         insurance_paid=row.insurance_paid,
         patient_paid=row.patient_paid,
-        lines=tuple(
-            DetailLine(
-                code,
-                name,
-                ItemClass(item_class),
-                unit_price,
-                quantity,
-                amount,
-                department,
-                datetime.fromtimestamp(
-                    at, zones.setdefault(offset, timezone(timedelta(minutes=offset)))
-                ),
-            )
-            for code, name, item_class, unit_price, quantity, amount, department, at, offset in rows
-        ),
+        lines=lines,
     )

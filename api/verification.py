@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from api.db import models
 from chain.model import ClaimState
@@ -29,14 +30,26 @@ if TYPE_CHECKING:
 class ServiceFacts:
     """``verifier.pipeline.LedgerFacts`` over the service's database, log and chain."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self,
+        services: Services,
+        rows: Mapping[bytes, models.Invoice] | None = None,
+        roots: dict[int, bytes] | None = None,
+    ) -> None:
         self._services = services
-        self._roots: dict[int, bytes] = {}  # anchored roots never change: cache them
+        self._rows = rows or {}  # rows the caller loaded already
+        self._roots = {} if roots is None else roots  # anchored roots never change: cache them
+
+    def with_rows(self, rows: Mapping[bytes, models.Invoice]) -> ServiceFacts:
+        """These facts, reading the given invoice rows instead of loading them again."""
+        return ServiceFacts(self._services, rows, self._roots)
 
     def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None:
         services = self._services
-        with services.sessions() as db:
-            row = db.get(models.Invoice, invoice_id)
+        row = self._rows.get(invoice_id)
+        if row is None:
+            with services.sessions() as db:
+                row = db.get(models.Invoice, invoice_id)
         if row is None:
             return None
         proof: tuple[bytes, ...] = ()
@@ -106,6 +119,58 @@ class VerificationService:
         )
         count = self._count(verdict.invoice_id) if verdict.invoice_id else None
         return verdict, count
+
+    def verify_many(
+        self, sources: Sequence[bytes | str], rows: Mapping[bytes, models.Invoice]
+    ) -> list[Verdict]:
+        """The verdicts of several sources, reading the invoice ``rows`` the caller loaded;
+        not counted: the caller counts them with :meth:`add_counts` in its own transaction."""
+        services = self._services
+        services.registry.refresh()
+        facts = self._facts.with_rows(rows)
+        return [
+            verify(
+                source,
+                judge=services.registry,
+                facts=facts,
+                domain=services.domain,
+                read_image=self._read_image,
+            )
+            for source in sources
+        ]
+
+    @staticmethod
+    def add_counts(db: Session, added: Mapping[bytes, int], now: datetime) -> None:
+        """Adds ``added[invoice_id]`` verifications to each invoice's count, in ``db``'s
+        transaction (the caller commits)."""
+        if not added:
+            return
+        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(models.Verification)
+        db.execute(
+            statement.on_conflict_do_update(
+                index_elements=[models.Verification.invoice_id],
+                set_={
+                    "count": models.Verification.count + statement.excluded.count,
+                    "last_at": statement.excluded.last_at,
+                },
+            ),
+            [{"invoice_id": iid, "count": n, "last_at": now} for iid, n in sorted(added.items())],
+        )
+
+    @staticmethod
+    def counts_of(db: Session, invoice_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """How many times each of ``invoice_ids`` has been verified (0 when never)."""
+        wanted = sorted(set(invoice_ids))
+        counts = dict.fromkeys(wanted, 0)
+        for lo in range(0, len(wanted), 500):
+            found = db.execute(
+                select(models.Verification.invoice_id, models.Verification.count).where(
+                    models.Verification.invoice_id.in_(wanted[lo : lo + 500])
+                )
+            )
+            counts.update({invoice_id: count for invoice_id, count in found})
+        return counts
 
     def _count(self, invoice_id: bytes) -> int:
         now = datetime.now(UTC)

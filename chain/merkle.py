@@ -39,9 +39,11 @@ __all__ = [
     "consistency_path",
     "consistency_proof",
     "consistency_proof_size",
+    "cut_shared_proofs",
     "inclusion_path",
     "inclusion_proof",
     "inclusion_proof_size",
+    "inclusion_rounds",
     "leaf_hash",
     "node_hash",
     "range_hash_from_subtrees",
@@ -367,6 +369,40 @@ def _chain_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes])
     if sn != 0:  # unreachable after the length check; kept from the RFC
         raise ProofLengthMismatch(inclusion_proof_size(index, size), len(proof))
     return r
+
+
+def inclusion_rounds(index: int, size: int) -> list[tuple[int, int]]:
+    """The node (level, index at that level) whose hash the RFC 9162 inclusion check holds at
+    the top of each round for the leaf at ``index`` of a tree of ``size``: the leaf first,
+    one node per proof hash, the root last. The node (level, k) covers the leaves
+    ``k << level .. (k + 1) << level`` cut at ``size``; a right-edge node promoted past a
+    level is the same node one level up."""
+    if not 0 <= index < size:
+        raise IndexOutOfRange(index, size)
+    fn, sn, level = index, size - 1, 0
+    rounds = [(level, fn)]
+    while sn:
+        if fn & 1 or fn == sn:
+            while fn and not fn & 1:
+                fn, sn, level = fn >> 1, sn >> 1, level + 1
+        fn, sn, level = fn >> 1, sn >> 1, level + 1
+        rounds.append((level, fn))
+    return rounds
+
+
+def cut_shared_proofs(size: int, paths: Sequence[tuple[int, Sequence[bytes]]]) -> list[list[bytes]]:
+    """Inclusion proofs of several leaves of one tree, each cut where its path meets a node
+    an earlier path in the sequence already reached, for a verifier that remembers proven
+    nodes (the ledger's ``settleBatch``). ``paths`` are (leaf index, full proof) pairs, in the
+    order they will be verified; the first proof is always whole."""
+    reached: set[tuple[int, int]] = set()
+    cut: list[list[bytes]] = []
+    for index, proof in paths:
+        rounds = inclusion_rounds(index, size)
+        meets = next((i for i, node in enumerate(rounds) if node in reached), len(rounds))
+        reached.update(rounds[:meets])
+        cut.append(list(proof[: min(meets, len(proof))]))
+    return cut
 
 
 def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:

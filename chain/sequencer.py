@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eth_account.signers.local import LocalAccount
 
+from chain import merkle
 from chain.backend import Receipt
 from chain.errors import ContractRevert, LedgerError
 from chain.ledger import Ledger
@@ -197,7 +198,7 @@ class Sequencer:
     ) -> list[SettlementOutcome]:
         refused: list[SettlementOutcome] = []
         while batch:
-            settlements = [self.prove(r, checkpoint) for r in batch]
+            settlements = self._prove_batch(batch, checkpoint)
             try:
                 receipt = self.ledger.settle_batch(payer, checkpoint.size, settlements)
             except ContractRevert as error:
@@ -209,6 +210,16 @@ class Sequencer:
                 continue
             return [SettlementOutcome(r, receipt=receipt) for r in batch] + refused
         return refused
+
+    def _prove_batch(
+        self, batch: Sequence[SettlementRequest], checkpoint: Checkpoint
+    ) -> list[Settlement]:
+        """The batch's settlements, each proof cut where it meets an earlier one: the
+        contract remembers the nodes it proved in the transaction, so shared upper levels of
+        the tree are sent and hashed once per batch."""
+        whole = [self.prove(r, checkpoint) for r in batch]
+        cut = merkle.cut_shared_proofs(checkpoint.size, [(s.leaf_index, s.proof) for s in whole])
+        return [replace(s, proof=tuple(p)) for s, p in zip(whole, cut, strict=True)]
 
     def prove(self, request: SettlementRequest, checkpoint: Checkpoint) -> Settlement:
         """The settlement of a request with its inclusion proof against ``checkpoint``."""

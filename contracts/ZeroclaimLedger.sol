@@ -45,6 +45,10 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     uint8 public constant LEVEL_SECONDARY = 2;
     uint8 public constant LEVEL_TERTIARY = 3;
 
+    /// @dev Transient-storage keys of the proven-node memo of {_proveIncluded}: this tag in the
+    /// top 120 bits, then the tree size (bits 72-135), the level (64-71) and the index (0-63).
+    uint256 private constant _NODE_MEMO = uint256(keccak256("zeroclaim.settlement.node-memo")) >> 136 << 136;
+
     // ----------------------------------------------------------------------------------------
     // Types
     // ----------------------------------------------------------------------------------------
@@ -434,14 +438,17 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         }
     }
 
+    /// @dev Reverts unless the leaf is in the tree of `size` with `root`. Proofs may be cut
+    /// short where an earlier payment in the same transaction proved a node of the path (see
+    /// {_proveIncluded}).
     function _requireIncluded(
         InvoiceLeaf calldata leaf,
         uint64 leafIndex,
         bytes32[] calldata proof,
         uint64 size,
         bytes32 root
-    ) private view {
-        if (!_verifyInclusion(_leafHash(leaf), leafIndex, size, proof, root)) {
+    ) private {
+        if (!_proveIncluded(_leafHash(leaf), leafIndex, size, proof, root)) {
             revert LedgerInvalidInclusionProof(leaf.invoiceId, leafIndex, size);
         }
     }
@@ -478,17 +485,38 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         }
     }
 
-    /// @dev RFC 9162 section 2.1.3.2, with the SHA-256 precompile.
-    function _verifyInclusion(bytes32 leafHash, uint256 index, uint256 size, bytes32[] calldata proof, bytes32 root)
+    /// @dev RFC 9162 section 2.1.3.2, with the SHA-256 precompile, and a memo of the nodes
+    /// proven in this transaction: at the top of each round `r` is the hash of the node at
+    /// (`level`, `fn`) of the tree of `size`, the one covering leaves [fn << level, (fn + 1) <<
+    /// level) cut at `size`. Every such node is written to transient storage as it is computed,
+    /// and a path that reaches a node already written stops there: equal hashes prove the rest
+    /// of the path (that node's own path reached the root), a different hash is a false proof.
+    /// Nodes are written before the root is compared, which is sound only because a false
+    /// proof reverts the whole transaction ({_requireIncluded}), memo included; so a batch of
+    /// payments proves each shared node once, and its proofs may stop where they meet an
+    /// earlier one (`chain.merkle.cut_shared_paths`). The memo outlives the call (the compiler
+    /// warns of it) and that is sound: it is keyed by tree size, and the root of a size never
+    /// changes once anchored, so a node proven earlier in the transaction stays proven.
+    function _proveIncluded(bytes32 leafHash, uint256 index, uint256 size, bytes32[] calldata proof, bytes32 root)
         private
-        view
         returns (bool)
     {
         if (index >= size) return false;
         uint256 fn = index;
         uint256 sn = size - 1;
         bytes32 r = leafHash;
-        for (uint256 i = 0; i < proof.length; ++i) {
+        uint256 node = _NODE_MEMO | (size << 72); // | level << 64 | fn
+        for (uint256 i = 0; ; ++i) {
+            bytes32 known;
+            uint256 slot = node | fn;
+            assembly ("memory-safe") {
+                known := tload(slot)
+            }
+            if (known != bytes32(0)) return known == r;
+            assembly ("memory-safe") {
+                tstore(slot, r)
+            }
+            if (i == proof.length) break;
             if (sn == 0) return false;
             if (fn & 1 == 1 || fn == sn) {
                 r = _nodeHash(proof[i], r);
@@ -496,6 +524,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
                     while (fn & 1 == 0 && fn != 0) {
                         fn >>= 1;
                         sn >>= 1;
+                        node += 1 << 64;
                     }
                 }
             } else {
@@ -503,6 +532,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
             }
             fn >>= 1;
             sn >>= 1;
+            node += 1 << 64;
         }
         return sn == 0 && r == root;
     }

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from api.claims_flow import ClaimRefused
+from api import claims_flow
+from api.claims_flow import ClaimRefused, readable
 from api.db import models
 from api.deps import ServicesDep, require_token
 from api.errors import ApiError
@@ -80,7 +81,7 @@ def _public(services: Services, claim: models.Claim, history: bool = False) -> C
         state=claim.state,
         reason_code=claim.reason_code,
         amount_fen=claim.amount_fen,
-        adjudication=claim.adjudication,
+        adjudication=readable(claim.adjudication),
         audit_hits=claim.audit_hits,
         created_at=claim.created_at,
         updated_at=claim.updated_at,
@@ -259,6 +260,71 @@ def office_claim(
     source = body.invoice if body.invoice is not None else body.qr_text
     assert source is not None
     return _submit(services, citizen, source, body.payer, "office")
+
+
+class OfficeBatch(BaseModel):
+    """Claims entered together at a counter or imported from a payer's paper intake."""
+
+    claims: list[OfficeClaimRequest] = Field(min_length=1, max_length=1000)
+
+
+class BatchOutcome(BaseModel):
+    """One claim of a batch: ``status`` 201 with the claim, or the refusal's status and
+    error, as :func:`office_claim` would answer it alone."""
+
+    index: int
+    status: int
+    claim_id: str | None = None
+    state: str | None = None
+    reason_code: str | None = None
+    amount_fen: int | None = None
+    error: dict[str, Any] | None = None
+
+
+@router.post("/office/claims/batch", response_model=list[BatchOutcome])
+def office_claims_batch(
+    services: ServicesDep, reviewer: ReviewerDep, body: OfficeBatch
+) -> list[BatchOutcome]:
+    """Up to 1,000 counter claims at once, each checked exactly as one by one and in order
+    (a later claim of the same invoice and payer is a duplicate of the earlier), stored in
+    one transaction. One outcome per claim, in the order sent."""
+    hashes = [services.ingest.personal.id_number_hash(c.id_number) for c in body.claims]
+    with services.sessions() as db:
+        found = {
+            c.id_number_hash: c
+            for c in db.scalars(
+                select(models.Citizen).where(models.Citizen.id_number_hash.in_(set(hashes)))
+            )
+        }
+    outcomes: list[BatchOutcome | None] = [None] * len(hashes)
+    requests: list[tuple[int, claims_flow.ClaimRequest]] = []
+    for i, (item, id_hash) in enumerate(zip(body.claims, hashes, strict=True)):
+        citizen = found.get(id_hash)
+        if citizen is None:
+            error = {
+                "code": "citizen_not_found",
+                "message": "no enrolled citizen with this ID number",
+            }
+            outcomes[i] = BatchOutcome(index=i, status=404, error=error)
+            continue
+        source = item.invoice if item.invoice is not None else item.qr_text
+        assert source is not None
+        requests.append((i, claims_flow.ClaimRequest(citizen, source, item.payer, "office")))
+    results = services.claims.submit_many([r for _, r in requests])
+    for (i, _), result in zip(requests, results, strict=True):
+        if isinstance(result, ClaimRefused):
+            error = {"code": result.code, "message": str(result), **result.details}
+            outcomes[i] = BatchOutcome(index=i, status=result.status, error=error)
+        else:
+            outcomes[i] = BatchOutcome(
+                index=i,
+                status=201,
+                claim_id=result.id,
+                state=result.state,
+                reason_code=result.reason_code,
+                amount_fen=result.amount_fen,
+            )
+    return [o for o in outcomes if o is not None]
 
 
 @router.get("/audit/reconciliation")

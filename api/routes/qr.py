@@ -13,30 +13,11 @@ from api import printing
 from api.db import models
 from api.deps import HospitalDep, ServicesDep
 from api.errors import ApiError
-from api.invoice_store import load_invoice
+from api.invoice_store import load_invoice, payload_of
 from api.routes.invoices import find_invoice
-from api.services import Services
-from verifier.qr import VERSION, QrPayload, encode_payload, qr_png, qr_svg
+from verifier.qr import encode_payload, qr_png, qr_svg
 
 router = APIRouter(prefix="/invoices", tags=["qr"])
-
-
-def payload_of(services: Services, row: models.Invoice) -> QrPayload:
-    """The self-verifying payload of a stored invoice (docs/qr-format.md)."""
-    return QrPayload(
-        version=VERSION,
-        chain_id=services.domain.chain_id,
-        contract=services.domain.contract,
-        bill_code=row.bill_code,
-        bill_number=row.bill_number,
-        check_code=row.check_code,
-        hospital=row.hospital,
-        issued_at=int(row.issued_at.timestamp()),
-        total=row.total,
-        detail_root=row.detail_root,
-        patient_commitment=row.patient_commitment,
-        signature=row.signature,
-    )
 
 
 class QrText(BaseModel):
@@ -49,7 +30,7 @@ class QrText(BaseModel):
 def qr_text(services: ServicesDep, key: str) -> QrText:
     """The QR payload text (``ZC1:`` + base45 of canonical CBOR)."""
     row = find_invoice(services, key)
-    text = encode_payload(payload_of(services, row))
+    text = encode_payload(payload_of(services.domain, row))
     return QrText(invoice_id="0x" + row.invoice_id.hex(), payload=text, length=len(text))
 
 
@@ -59,7 +40,7 @@ def qr_text(services: ServicesDep, key: str) -> QrText:
 def qr_image_png(
     services: ServicesDep, key: str, scale: Annotated[int, Query(ge=1, le=20)] = 4
 ) -> Response:
-    text = encode_payload(payload_of(services, find_invoice(services, key)))
+    text = encode_payload(payload_of(services.domain, find_invoice(services, key)))
     return Response(qr_png(text, scale=scale), media_type="image/png")
 
 
@@ -69,7 +50,7 @@ def qr_image_png(
 def qr_image_svg(
     services: ServicesDep, key: str, scale: Annotated[int, Query(ge=1, le=20)] = 4
 ) -> Response:
-    text = encode_payload(payload_of(services, find_invoice(services, key)))
+    text = encode_payload(payload_of(services.domain, find_invoice(services, key)))
     return Response(qr_svg(text, scale=scale), media_type="image/svg+xml")
 
 
@@ -117,7 +98,7 @@ def printable(
     pages = printing.render_invoice(
         invoice,
         hospital_row.name if hospital_row else row.hospital,
-        encode_payload(payload_of(services, row)),
+        encode_payload(payload_of(services.domain, row)),
         receipt,
         name,
     )
@@ -133,7 +114,7 @@ def line_proof(
     """Proof that detail line ``line_no`` (from 1) belongs to the anchored invoice, checkable
     with ``verifier.line_proof.verify_line_proof`` and the checkpoint root on chain. Lines are
     medical detail: only the issuing hospital may fetch them here."""
-    from api.invoice_store import load_invoice
+    from api.invoice_store import load_invoice, payload_of
     from verifier.canonical import detail_entries
     from verifier.line_proof import LineProof
 
@@ -151,7 +132,7 @@ def line_proof(
     with services.lock:
         inclusion = services.log.inclusion_proof(row.leaf_index, row.checkpoint_size)
     proof = LineProof(
-        payload=encode_payload(payload_of(services, row)),
+        payload=encode_payload(payload_of(services.domain, row)),
         line_no=line_no,
         line_entry=entries[line_no],
         detail_size=len(entries),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from api import demo_data
 from api.app import create_app
 from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.routes.qr import payload_of
+from api.invoice_store import payload_of
 from api.services import Services, open_services
 from api.settings import Settings
 from verifier.qr import encode_payload, qr_png
@@ -58,7 +59,7 @@ class Demo:
         with self.services.sessions() as db:
             row = db.get(models.Invoice, self.invoice_id(index))
         assert row is not None
-        return encode_payload(payload_of(self.services, row))
+        return encode_payload(payload_of(self.services.domain, row))
 
     def verify_often(self, index: int) -> None:
         """Verified unusually often (an audit signal): a claim then goes to manual review."""
@@ -72,6 +73,12 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
+    with demo_world(tmp_path) as world:
+        yield world
+
+
+@contextmanager
+def demo_world(tmp_path: Path) -> Iterator[Demo]:
     settings = Settings(data_dir=tmp_path, anchor_interval_ms=0)
     services = open_services(settings)
     # The demo data as generated (issued in 2025), claimed in mid-January 2026: within the
@@ -90,6 +97,13 @@ def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
     assert 0 < claim["amount_fen"] < DATASET.invoices[BIG_INPATIENT].total
     steps = [s["code"] for s in claim["adjudication"]["steps"]]
     assert steps and all(s["zh"] and s["en"] for s in claim["adjudication"]["steps"])
+    lines = claim["adjudication"]["lines"]
+    assert lines and all(ln["zh"] and ln["en"] for ln in lines)  # rendered when read
+    assert all(
+        ln["in_policy_fen"] + ln["self_share_fen"] + ln["out_of_policy_fen"] + ln["excluded_fen"]
+        == ln["amount_fen"]
+        for ln in lines
+    )
     assert demo.services.claims.settle_approved() == 1
     headers = demo.sign_in(BIG_INPATIENT)
     detail = demo.client.get(f"/api/v1/claims/{claim['claim_id']}", headers=headers).json()

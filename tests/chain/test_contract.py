@@ -414,6 +414,70 @@ def test_settlement_with_tampered_proof_or_leaf_is_refused(world: World, tamperi
     assert world.new_events() == []
 
 
+def _cut_batch(world: World, indexes: list[int], amount: int = 10) -> list[Settlement]:
+    whole = [world.settlement(i, amount) for i in indexes]
+    cut = merkle.cut_shared_proofs(world.size, [(s.leaf_index, s.proof) for s in whole])
+    return [
+        Settlement(s.leaf, s.leaf_index, tuple(p), s.amount)
+        for s, p in zip(whole, cut, strict=True)
+    ]
+
+
+def test_batch_proofs_cut_where_they_meet_an_earlier_path(world: World) -> None:
+    batch = _cut_batch(world, list(range(world.size)))
+    whole = sum(len(merkle.inclusion_proof(world.entries, i)) for i in range(world.size))
+    # Each path stops at the node where it meets an earlier one (the root at the latest).
+    assert [len(s.proof) for s in batch] == [3, 1, 2, 1, 3, 1, 1] and whole == 20
+    assert len(batch[0].proof) == len(merkle.inclusion_proof(world.entries, 0))
+    world.ledger.settle_batch(world.basic, world.size, batch)
+    assert [e.args["invoice_id"] for e in world.new_events("InvoiceSettled")] == [
+        leaf.invoice_id for leaf in world.leaves
+    ]
+
+
+def test_a_cut_proof_proves_nothing_on_its_own(world: World) -> None:
+    # Alone, or after a batch in an earlier transaction: the memo lasts one transaction.
+    first, second = _cut_batch(world, [0, 1])
+    assert len(second.proof) < len(merkle.inclusion_proof(world.entries, 1))
+    for attempt in ([second], [world.settlement(2, 10), second]):
+        expect_revert(
+            errors.InvalidInclusionProof,
+            lambda a=attempt: world.ledger.settle_batch(world.basic, world.size, a),
+            invoice_id=world.leaves[1].invoice_id,
+        )
+    world.ledger.settle_batch(world.basic, world.size, [first])
+    expect_revert(
+        errors.InvalidInclusionProof,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [second]),
+        invoice_id=world.leaves[1].invoice_id,
+    )
+
+
+@pytest.mark.parametrize("tampering", ["forged sibling", "other leaf", "inflated total"])
+def test_a_cut_proof_that_meets_a_proven_node_must_agree_with_it(
+    world: World, tampering: str
+) -> None:
+    first, second = _cut_batch(world, [2, 3])
+    assert second.proof  # 3 meets 2 one level up: its sibling (leaf 2) is still sent
+    leaf = world.leaves[3]
+    forged = {
+        "forged sibling": Settlement(leaf, 3, (b"\x09" * 32, *second.proof[1:]), 10),
+        "other leaf": Settlement(world.leaves[4], 3, second.proof, 10),
+        "inflated total": Settlement(
+            InvoiceLeaf(leaf.invoice_id, leaf.record_hash, leaf.hospital, leaf.total * 10),
+            3,
+            second.proof,
+            10,
+        ),
+    }[tampering]
+    expect_revert(
+        errors.InvalidInclusionProof,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [first, forged]),
+        invoice_id=forged.leaf.invoice_id,
+    )
+    assert world.new_events() == []
+
+
 def test_settlement_refusals(world: World) -> None:
     settle = world.ledger.settle_batch
     expect_revert(

@@ -420,3 +420,48 @@ def test_a_proof_verifies_only_for_its_own_index(entries: list[bytes], data: st.
     proof = inclusion_proof(entries, index)
     with pytest.raises(MerkleError):
         verify_inclusion(leaf_hash(entries[index]), other, size, proof, root)
+
+
+def _memo_verify(
+    size: int,
+    root: bytes,
+    leaf: bytes,
+    index: int,
+    proof: list[bytes],
+    memo: dict[tuple[int, int], bytes],
+) -> bool:
+    """The contract's settleBatch check in Python: a path stops where it meets a proven node."""
+    rounds = merkle.inclusion_rounds(index, size)
+    r, fn, sn = leaf, index, size - 1
+    for i, node in enumerate(rounds):
+        if node in memo:
+            return memo[node] == r
+        memo[node] = r
+        if i == len(proof):
+            break
+        if fn & 1 or fn == sn:
+            r = merkle.node_hash(proof[i], r)
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = merkle.node_hash(r, proof[i])
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 9, 31, 100])
+def test_cut_shared_proofs_verify_in_any_order(size: int) -> None:
+    entries = [b"e%d" % i for i in range(size)]
+    root = merkle.root_hash(entries)
+    for index in range(size):
+        assert (
+            len(merkle.inclusion_rounds(index, size))
+            == merkle.inclusion_proof_size(index, size) + 1
+        )
+    order = sorted(range(size), key=lambda i: hashlib.sha256(b"%d" % i).digest())
+    cut = merkle.cut_shared_proofs(size, [(i, merkle.inclusion_proof(entries, i)) for i in order])
+    memo: dict[tuple[int, int], bytes] = {}
+    for i, proof in zip(order, cut, strict=True):
+        assert _memo_verify(size, root, merkle.leaf_hash(entries[i]), i, proof, memo)
+    # About two hashes per leaf for the whole tree, against log2(size) each uncut.
+    assert sum(map(len, cut)) <= 2 * size

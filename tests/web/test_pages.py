@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from api import demo_data
 from api.app import create_app
 from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.routes.qr import payload_of
+from api.invoice_store import payload_of
 from api.services import Services, open_services
 from api.settings import Settings
 from verifier.canonical import invoice_id
@@ -43,7 +43,7 @@ class Site:
         with self.services.sessions() as db:
             row = db.get(models.Invoice, invoice_id(inv.bill_code, inv.bill_number))
         assert row is not None
-        return encode_payload(payload_of(self.services, row))
+        return encode_payload(payload_of(self.services.domain, row))
 
 
 @pytest.fixture(scope="module")
