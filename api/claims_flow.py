@@ -15,30 +15,42 @@ the database says. A settlement batch interrupted by a crash is reconciled with 
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
-import claims
-from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
+from api.claim_decisions import (
+    FIRST_PAYER,
+    ClaimRefused,
+    Decider,
+    Decisions,
+    Pending,
+    claims_of,
+    decide_in_worker,
+    readable,
+    refuse_duplicate,
+    start_worker,
+)
 from api.db import models
-from api.invoice_store import header_only, invoice_key, load_invoices, payload_of, rows_by_id
+from api.invoice_store import invoice_key, payload_of, rows_by_id
 from api.services import Services
 from api.verification import VerificationService
 from chain.errors import ContractRevert
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
-from verifier.invoice import Invoice
 from verifier.pipeline import Verdict
 from verifier.qr import encode_payload
 
-FIRST_PAYER = "basic"
+#: Batches of at least this many verified claims are decided on two cores.
+PARALLEL_THRESHOLD = 256
+
 STATES = (
     "submitted",
     "verified",
@@ -50,80 +62,6 @@ STATES = (
     "paid",
     "rejected",
 )
-
-
-class ClaimRefused(Exception):
-    """Raised when a claim cannot be made; ``code`` is stable, ``details`` name what matters
-    (for a duplicate, the first claim's reference)."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.details = details
-
-
-def _catalogue() -> claims.Catalogue:
-    return claims.Catalogue(
-        claims.CatalogueEntry(
-            item.code,
-            item.name,
-            claims.ItemClass(item.item_class.value),
-            item.unit_price,
-            item.max_daily_milli,
-            item.max_outpatient_milli,
-            claims.Sex(item.sex) if item.sex else None,
-            item.min_age,
-            item.max_age,
-        )
-        for item in DEMO_CATALOGUE.values()
-    )
-
-
-_ITEM_CLASS = {c.value: c for c in claims.ItemClass}  # by value: the verifier's class too
-
-
-def claim_invoice(
-    invoice: Invoice, level: int, reference: str, claimed_at: datetime | None = None
-) -> claims.ClaimInvoice:
-    """The claims package's view of an invoice."""
-    return claims.ClaimInvoice(
-        reference=reference,
-        hospital=invoice.hospital,
-        hospital_level=claims.HospitalLevel(level),
-        visit_type=claims.VisitType(invoice.visit_type.value),
-        issued_at=invoice.issued_at,
-        total_fen=invoice.total,
-        lines=tuple(
-            claims.ClaimLine(
-                ln.code,
-                ln.name,
-                _ITEM_CLASS[ln.item_class],
-                ln.unit_price,
-                ln.quantity_milli,
-                ln.amount,
-                ln.department,
-                ln.time,
-            )
-            for ln in invoice.lines
-        ),
-        diagnoses=invoice.diagnoses,
-        admitted_on=invoice.admitted_on,
-        discharged_on=invoice.discharged_on,
-        claimed_at=claimed_at,
-    )
-
-
-def _accumulator_to_json(acc: claims.Accumulator) -> dict[str, Any]:
-    return {name: asdict(usage) for name, usage in acc.pools}
-
-
-def _accumulator_from_json(payer: str, year: int, data: dict[str, Any]) -> claims.Accumulator:
-    return claims.Accumulator(
-        payer,
-        year,
-        tuple((name, claims.PoolUsage(**usage)) for name, usage in sorted(data.items())),
-    )
 
 
 @dataclass(frozen=True)
@@ -141,154 +79,40 @@ def _not_found() -> ClaimRefused:
     return ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
 
 
-_CLAIM_KEYS = (models.Claim.id, models.Claim.invoice_id, models.Claim.payer, models.Claim.state)
-
-
-def _claims_of(db: Session, invoice_ids: Iterable[bytes]) -> dict[tuple[bytes, str], models.Claim]:
-    """The claims of these invoices, by (invoice id, payer)."""
-    wanted = sorted(set(invoice_ids))
-    found: dict[tuple[bytes, str], models.Claim] = {}
-    for lo in range(0, len(wanted), 500):
-        for claim in db.scalars(
-            select(models.Claim)
-            .options(load_only(*_CLAIM_KEYS))  # not the explanation: only whose and which state
-            .where(models.Claim.invoice_id.in_(wanted[lo : lo + 500]))
-        ):
-            found[claim.invoice_id, claim.payer] = claim
-    return found
-
-
-@dataclass
-class _Known:
-    """What a batch of claims reads from the database, loaded once for the batch, and what it
-    changes: yearly totals and verification counts (stored by :meth:`store`)."""
-
-    levels: dict[str, int]  # hospital code -> level
-    invoices: dict[bytes, Invoice]  # the claimed invoices and the overlapping history, lines
-    existing: dict[tuple[bytes, str], models.Claim]  # by (invoice, payer); this batch's too
-    counts: dict[bytes, int]  # verifications, this batch's included
-    added: dict[bytes, int]  # this batch's verifications
-    patients: dict[bytes, list[models.Invoice]]  # each patient's valid invoices
-    accumulators: dict[tuple[int, str, int], claims.Accumulator]
-    stored: dict[tuple[int, str, int], models.PayerAccumulator]
-    _views: dict[tuple[bytes, bool], claims.ClaimInvoice]
-
-    @classmethod
-    def load(
-        cls,
-        db: Session,
-        claimed: Sequence[models.Invoice],
-        citizen_ids: Iterable[int],
-        verified: Iterable[bytes],
-    ) -> _Known:
-        """Loads what the claims of ``claimed`` by ``citizen_ids`` need; ``verified`` are the
-        invoice ids this batch verified (once per verification)."""
-        added: dict[bytes, int] = {}
-        for invoice_id in verified:
-            added[invoice_id] = added.get(invoice_id, 0) + 1
-        counts = VerificationService.counts_of(db, added)
-        for invoice_id, n in added.items():
-            counts[invoice_id] += n
-        patients: dict[bytes, list[models.Invoice]] = {}
-        hashes = sorted({row.patient_id_hash for row in claimed if row.patient_id_hash})
-        for lo in range(0, len(hashes), 500):
-            for row in db.scalars(
-                select(models.Invoice).where(
-                    models.Invoice.patient_id_hash.in_(hashes[lo : lo + 500]),
-                    models.Invoice.voided_by.is_(None),
-                )
-            ):
-                patients.setdefault(row.patient_id_hash, []).append(row)  # type: ignore[arg-type]
-        # Lines of the claimed invoices, and of the history whose days overlap theirs (what
-        # the repeated-charge rules compare); the other rules need headers alone.
-        with_lines = {row.invoice_id: row for row in claimed}
-        for row in claimed:
-            first, last = _days(row.issued_at, row.admitted_on, row.discharged_on)
-            for other in patients.get(row.patient_id_hash, ()):  # type: ignore[arg-type]
-                start, end = _days(other.issued_at, other.admitted_on, other.discharged_on)
-                if start <= last and first <= end:
-                    with_lines[other.invoice_id] = other
-        citizen_ids = sorted(set(citizen_ids))
-        stored: dict[tuple[int, str, int], models.PayerAccumulator] = {}
-        for lo in range(0, len(citizen_ids), 500):
-            for acc in db.scalars(
-                select(models.PayerAccumulator).where(
-                    models.PayerAccumulator.citizen_id.in_(citizen_ids[lo : lo + 500])
-                )
-            ):
-                stored[acc.citizen_id, acc.payer, acc.year] = acc
-        return cls(
-            levels={
-                code: level
-                for code, level in db.execute(select(models.Hospital.code, models.Hospital.level))
-            },
-            invoices=load_invoices(db, with_lines.values()),
-            existing=_claims_of(db, [row.invoice_id for row in claimed]),
-            counts=counts,
-            added=added,
-            patients=patients,
-            accumulators={
-                key: _accumulator_from_json(key[1], key[2], acc.pools)
-                for key, acc in stored.items()
-            },
-            stored=stored,
-            _views={},
-        )
-
-    def accumulator(self, citizen_id: int, payer: str, year: int) -> claims.Accumulator:
-        """The citizen's yearly totals with the payer, this batch's claims included."""
-        found = self.accumulators.get((citizen_id, payer, year))
-        return found if found is not None else claims.Accumulator.empty(payer, year)
-
-    def history(
-        self, citizen: models.Citizen, claimed: models.Invoice
-    ) -> list[claims.ClaimInvoice]:
-        """The citizen's other valid invoices, for the audit rules."""
-        return [
-            self._view(row)
-            for row in self.patients.get(citizen.id_number_hash, ())
-            if row.invoice_id != claimed.invoice_id
-        ]
-
-    def _view(self, row: models.Invoice) -> claims.ClaimInvoice:
-        full = row.invoice_id in self.invoices
-        view = self._views.get((row.invoice_id, full))
-        if view is None:
-            invoice = self.invoices[row.invoice_id] if full else header_only(row)
-            view = claim_invoice(
-                invoice, self.levels.get(row.hospital, 0), f"{row.bill_code}-{row.bill_number}"
-            )
-            self._views[row.invoice_id, full] = view
-        return view
-
-    def store(self, db: Session, now: datetime) -> None:
-        """Writes the moved yearly totals and the verification counts into ``db``."""
-        for key, accumulator in self.accumulators.items():
-            pools = _accumulator_to_json(accumulator)
-            row = self.stored.get(key)
-            if row is None:
-                citizen_id, payer, year = key
-                db.add(
-                    models.PayerAccumulator(
-                        citizen_id=citizen_id, payer=payer, year=year, pools=pools
-                    )
-                )
-            elif row.pools != pools:
-                row.pools = pools
-        VerificationService.add_counts(db, self.added, now)
+def _store_totals(
+    db: Session, totals: Mapping[tuple[int, str, int], tuple[dict[str, Any], bool]]
+) -> None:
+    """Writes the yearly totals a batch moved: updates of stored ones, inserts of new ones."""
+    rows = [
+        ({"citizen_id": c, "payer": p, "year": y, "pools": pools}, stored)
+        for (c, p, y), (pools, stored) in sorted(totals.items())
+    ]
+    if updates := [row for row, stored in rows if stored]:
+        db.execute(update(models.PayerAccumulator), updates)
+    if inserts := [row for row, stored in rows if not stored]:
+        db.execute(insert(models.PayerAccumulator), inserts)
 
 
 class ClaimService:
     """Submits, reviews and settles claims."""
 
     def __init__(
-        self, services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        services: Services,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        workers: int | None = None,
     ) -> None:
         self._services = services
         self.clock = clock
-        self.policies = claims.bundled_policies()
-        self.rules = claims.load_rules()
-        self.catalogue = _catalogue()
+        self._decider = Decider(services.sessions)
+        self.policies = self._decider.policies
+        self._workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -338,35 +162,45 @@ class ClaimService:
         now = self.clock()
         outcomes: list[models.Claim | ClaimRefused | None] = [None] * len(requests)
         verified, counted = self._verified(requests, outcomes)
+        added: dict[bytes, int] = {}
+        for invoice_id in counted:
+            added[invoice_id] = added.get(invoice_id, 0) + 1
+        pending = [
+            Pending(
+                i,
+                requests[i].citizen.id,
+                requests[i].citizen.id_number_hash,
+                requests[i].citizen.sex,
+                requests[i].citizen.birth_date,
+                requests[i].citizen.assistance_eligible,
+                requests[i].payer,
+                requests[i].channel,
+                row.invoice_id,
+                tuple(s.code for s in verdict.steps),
+                int(verdict.steps[-1].details["paid"]),  # the status step's, on chain
+            )
+            for i, (verdict, row) in verified.items()
+        ]
+        decisions = self._decide(pending, added, now)
         locks: list[tuple[str, bytes]] = []
         events: list[dict[str, Any]] = []  # inserted as rows: no ORM bookkeeping needed
         with services.sessions() as db:
-            known = _Known.load(
-                db,
-                [row for _, row in verified.values()],
-                [requests[i].citizen.id for i in verified],
-                counted,
-            )
-            for i, (verdict, row) in verified.items():
-                request = requests[i]
-                try:
-                    self._refuse_duplicate(known.existing, row.invoice_id, request.payer)
-                    self._refuse_before_basic(known.existing, row.invoice_id, request.payer)
-                except ClaimRefused as exc:
-                    outcomes[i] = exc
+            for i, outcome in decisions.outcomes:
+                if isinstance(outcome, ClaimRefused):
+                    outcomes[i] = outcome
                     continue
-                claim, history = self._adjudicated(request, verdict, row, known, now)
+                claim = models.Claim(**outcome.claim)
                 db.add(claim)
-                events.extend(history)
-                known.existing[row.invoice_id, request.payer] = claim
+                events.extend(outcome.events)
                 if claim.state == "in_review":
-                    locks.append((request.payer, row.invoice_id))
+                    locks.append((claim.payer, claim.invoice_id))
                 outcomes[i] = claim
             try:
                 db.flush()  # claims first: their events refer to them
                 if events:
                     db.execute(insert(models.ClaimEvent), events)
-                known.store(db, now)
+                _store_totals(db, decisions.totals)
+                VerificationService.add_counts(db, added, now)
                 db.commit()
             except IntegrityError:
                 # A concurrent claim of the same invoice and payer won: the unique
@@ -375,14 +209,31 @@ class ClaimService:
                 if len(requests) == 1 and verified:
                     ((_, row),) = verified.values()
                     with services.sessions() as fresh:
-                        claims_now = _claims_of(fresh, [row.invoice_id])
-                    self._refuse_duplicate(claims_now, row.invoice_id, requests[0].payer)
+                        claims_now = claims_of(fresh, [row.invoice_id])
+                    refuse_duplicate(claims_now, row.invoice_id, requests[0].payer)
                 raise
         for payer, invoice_id in locks:
             with services.lock:
                 services.session.ledger.lock_invoice(services.session.payers[payer], invoice_id)
         assert all(o is not None for o in outcomes)
         return outcomes  # type: ignore[return-value]
+
+    def _decide(
+        self, pending: Sequence[Pending], verified: Mapping[bytes, int], now: datetime
+    ) -> Decisions:
+        """Decisions for ``pending``: a large batch is split by citizen (every claim of an
+        invoice is its patient's, so each half decides exactly as the whole would) and one
+        half is decided in a worker process while this one decides the other."""
+        if len(pending) < PARALLEL_THRESHOLD or self._workers < 2:
+            return self._decider.decide(pending, verified, now)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                1, initializer=start_worker, initargs=(self._services.settings.database,)
+            )
+        theirs = [p for p in pending if p.citizen_id % 2]
+        future = self._pool.submit(decide_in_worker, theirs, verified, now)
+        ours = self._decider.decide([p for p in pending if not p.citizen_id % 2], verified, now)
+        return ours.merged(future.result())
 
     def _verified(
         self,
@@ -434,115 +285,6 @@ class ClaimService:
                 continue
             verified[i] = (verdict, row)
         return verified, [v.invoice_id for v in verdicts if v.invoice_id is not None]
-
-    def _adjudicated(
-        self,
-        request: ClaimRequest,
-        verdict: Verdict,
-        row: models.Invoice,
-        known: _Known,
-        now: datetime,
-    ) -> tuple[models.Claim, list[dict[str, Any]]]:
-        """The claim and its events, adjudicated by the payer's policy and screened by the
-        audit rules; the citizen's yearly totals in ``known`` move on unless it is rejected."""
-        citizen, payer = request.citizen, request.payer
-        invoice = known.invoices[row.invoice_id]
-        reference = f"{row.bill_code}-{row.bill_number}"
-        presented = claim_invoice(invoice, known.levels.get(row.hospital, 0), reference, now)
-        person = claims.Citizen(
-            claims.Sex(citizen.sex),
-            citizen.birth_date,
-            frozenset({"low_income"} if citizen.assistance_eligible else ()),
-        )
-        year = presented.policy_year
-        accumulator = known.accumulator(citizen.id, payer, year)
-        # What every payer has paid so far, as the verdict's status step read it on chain.
-        paid_on_chain = int(verdict.steps[-1].details["paid"])
-        adjudication = claims.adjudicate(
-            self.policies[payer], presented, person, accumulator, already_paid_fen=paid_on_chain
-        )
-        hits = claims.audit(
-            presented,
-            person,
-            self.catalogue,
-            known.history(citizen, row),
-            known.counts[row.invoice_id],
-            self.rules,
-        )
-        if adjudication.status != "approved" or adjudication.amount_fen == 0:
-            state, reason = "rejected", adjudication.reason.code
-        elif claims.needs_review(hits):
-            state, reason = "in_review", "audit_hits"
-        else:
-            state, reason = "approved", None
-        if state != "rejected":
-            known.accumulators[citizen.id, payer, year] = adjudication.accumulator
-        claim = models.Claim(
-            id="CLM" + secrets.token_hex(6).upper(),
-            invoice_id=row.invoice_id,
-            payer=payer,
-            citizen_id=citizen.id,
-            channel=request.channel,
-            state=state,
-            reason_code=reason,
-            amount_fen=adjudication.amount_fen if state != "rejected" else 0,
-            adjudication=_explain(adjudication),
-            audit_hits=[asdict(h) for h in hits],
-            created_at=now,
-            updated_at=now,
-        )
-        events = [
-            ("submitted", {"channel": request.channel}),
-            ("verified", {"steps": [s.code for s in verdict.steps]}),
-            (
-                "adjudicated",
-                {"amount_fen": adjudication.amount_fen, "reason": adjudication.reason.code},
-            ),
-            (state, {"reason": reason, "hits": [h.code for h in hits]}),
-        ]
-        return claim, [
-            {
-                "claim_id": claim.id,
-                "at": now,
-                "state": name,
-                "actor": f"citizen:{citizen.id}",
-                "detail": detail,
-            }
-            for name, detail in events
-        ]
-
-    @staticmethod
-    def _refuse_before_basic(
-        existing: Mapping[tuple[bytes, str], models.Claim], invoice_id: bytes, payer: str
-    ) -> None:
-        """Payers chain: basic insurance first, the others pay from what it left, so they
-        wait until the basic claim is final (paid or rejected)."""
-        if payer == FIRST_PAYER:
-            return
-        basic = existing.get((invoice_id, FIRST_PAYER))
-        if basic is None or basic.state not in ("paid", "rejected"):
-            raise ClaimRefused(
-                409,
-                "basic_first",
-                "claim from basic medical insurance first; the other payers pay from what it "
-                "leaves once it has paid or refused",
-                basic_claim=basic.id if basic else None,
-                basic_state=basic.state if basic else None,
-            )
-
-    @staticmethod
-    def _refuse_duplicate(
-        existing: Mapping[tuple[bytes, str], models.Claim], invoice_id: bytes, payer: str
-    ) -> None:
-        first = existing.get((invoice_id, payer))
-        if first is not None:
-            raise ClaimRefused(
-                409,
-                "duplicate_claim",
-                f"this invoice was claimed from {payer} already as {first.id}",
-                first_claim=first.id,
-                first_state=first.state,
-            )
 
     # -- review -------------------------------------------------------------------------------
 
@@ -737,74 +479,11 @@ class ClaimService:
             db.commit()
 
 
-def _days(issued_at: datetime, admitted: date | None, discharged: date | None) -> tuple[date, date]:
-    """The calendar days (China Standard Time) an invoice's services span."""
-    issued = issued_at.astimezone(claims.CHINA_TZ).date()
-    return (admitted or issued, max(discharged or issued, issued))
-
-
-def _explain(adjudication: Any) -> dict[str, Any]:
-    """What a citizen reads: the outcome and each step of the arithmetic, in zh and en."""
-    return {
-        "amount_fen": adjudication.amount_fen,
-        "status": adjudication.status,
-        "reason": {
-            "code": adjudication.reason.code,
-            "zh": adjudication.reason.zh,
-            "en": adjudication.reason.en,
-        },
-        "steps": [{"code": n.code, "zh": n.zh, "en": n.en} for n in adjudication.steps],
-        "categories": [
-            {
-                "item_class": c.item_class.value,
-                "amount_fen": c.amount_fen,
-                "in_policy_fen": c.in_policy_fen,
-                "self_share_fen": c.self_share_fen,
-                "out_of_policy_fen": c.out_of_policy_fen,
-                "excluded_fen": c.excluded_fen,
-            }
-            for c in adjudication.categories
-        ],
-        # How each line counted, as figures; :func:`readable` adds its sentences when read
-        # (an inpatient stay has hundreds of lines, and most claims are never opened).
-        "lines": [
-            {
-                "line": ln.index + 1,
-                "code": ln.code,
-                "name": ln.name,
-                "class": ln.item_class.value,
-                "amount_fen": ln.amount_fen,
-                "in_policy_fen": ln.in_policy_fen,
-                "self_share_fen": ln.self_share_fen,
-                "self_share_bp": ln.self_share_bp,
-                "out_of_policy_fen": ln.out_of_policy_fen,
-                "excluded_fen": ln.excluded_fen,
-            }
-            for ln in adjudication.lines
-        ],
-    }
-
-
-def readable(explanation: dict[str, Any]) -> dict[str, Any]:
-    """A stored explanation with each line's sentence in zh and en ("line by line")."""
-    lines = []
-    for ln in explanation.get("lines", []):
-        if "zh" not in ln:
-            note = claims.LineResult(
-                ln["line"] - 1,
-                ln["code"],
-                ln["name"],
-                claims.ItemClass(ln["class"]),
-                ln["amount_fen"],
-                ln["in_policy_fen"],
-                ln["self_share_fen"],
-                ln["out_of_policy_fen"],
-                ln["excluded_fen"],
-                ln["self_share_bp"],
-            ).note
-            ln = {**ln, "zh": note.zh, "en": note.en}
-        lines.append(ln)
-    return {**explanation, "lines": lines}
-
-
-__all__: Sequence[str] = ("STATES", "ClaimRefused", "ClaimRequest", "ClaimService", "readable")
+__all__: Sequence[str] = (
+    "FIRST_PAYER",
+    "STATES",
+    "ClaimRefused",
+    "ClaimRequest",
+    "ClaimService",
+    "readable",
+)

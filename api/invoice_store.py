@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -75,11 +75,28 @@ def load_invoice(db: Session, row: models.Invoice) -> Invoice:
 
 def load_invoices(db: Session, rows: Iterable[models.Invoice]) -> dict[bytes, Invoice]:
     """:func:`load_invoice` of several rows, by id, with one query per 500 invoices."""
-    line = models.InvoiceLine
     rows = list(rows)
     lines: dict[bytes, list[DetailLine]] = {row.invoice_id: [] for row in rows}
+    for iid, code, name, item_class, price, quantity, amount, department, at in line_rows(
+        db, lines
+    ):
+        lines[iid].append(
+            DetailLine(code, name, _ITEM_CLASS[item_class], price, quantity, amount, department, at)
+        )
+    return {row.invoice_id: _invoice(row, tuple(lines[row.invoice_id])) for row in rows}
+
+
+LineRow = tuple[bytes, str, str, str, int, int, int, str, datetime]
+"""A stored line as plain values: invoice id, code, name, class, unit price, quantity (milli),
+amount, department, time (with the offset it was billed in)."""
+
+
+def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[LineRow]:
+    """The stored lines of these invoices, in order (by invoice id, then line number), as plain
+    values: an inpatient stay has hundreds of lines, too many for ORM objects."""
+    line = models.InvoiceLine
     zones: dict[int, timezone] = {}
-    ids = sorted(lines)
+    ids = sorted(set(invoice_ids))
     for lo in range(0, len(ids), _CHUNK):
         found = db.execute(
             select(
@@ -96,28 +113,22 @@ def load_invoices(db: Session, rows: Iterable[models.Invoice]) -> dict[bytes, In
             )
             .where(line.invoice_id.in_(ids[lo : lo + _CHUNK]))
             .order_by(line.invoice_id, line.line_no)
-        )  # plain rows, not ORM objects: an inpatient stay has hundreds of lines
+        )
         for iid, code, name, item_class, price, quantity, amount, department, at, offset in found:
-            lines[iid].append(
-                DetailLine(
-                    code,
-                    name,
-                    _ITEM_CLASS[item_class],
-                    price,
-                    quantity,
-                    amount,
-                    department,
-                    datetime.fromtimestamp(
-                        at, zones.setdefault(offset, timezone(timedelta(minutes=offset)))
-                    ),
-                )
+            zone = zones.get(offset)
+            if zone is None:
+                zone = zones[offset] = timezone(timedelta(minutes=offset))
+            yield (
+                iid,
+                code,
+                name,
+                item_class,
+                price,
+                quantity,
+                amount,
+                department,
+                datetime.fromtimestamp(at, zone),
             )
-    return {row.invoice_id: _invoice(row, tuple(lines[row.invoice_id])) for row in rows}
-
-
-def header_only(row: models.Invoice) -> Invoice:
-    """A stored row's header without its lines (for rules that compare visits, not items)."""
-    return _invoice(row, ())
 
 
 def _invoice(row: models.Invoice, lines: tuple[DetailLine, ...]) -> Invoice:

@@ -49,6 +49,7 @@ class Services:
     claims: ClaimService = field(init=False)
 
     def close(self) -> None:
+        self.claims.close()
         self.ingest.close()
         self.log.close()
         self.session.close()

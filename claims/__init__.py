@@ -46,7 +46,7 @@ from claims.policy import (
     policy_from_toml,
 )
 from claims.reasons import Note
-from claims.result import Adjudication, CategoryResult, LineResult, Status
+from claims.result import Adjudication, CategoryResult, LineResult, Status, line_results
 from claims.rules import AuditRules, Rule, Severity, load_rules, rules_from_toml
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "bundled_policies",
     "chain_payers",
     "in_chain_order",
+    "line_results",
     "load_policies",
     "load_policy",
     "load_rules",

@@ -8,7 +8,7 @@ store the totals.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -76,6 +76,29 @@ class LineResult:
         return note("line_excluded", **common)
 
 
+def line_results(
+    lines: Sequence[ClaimLine], class_rules: Mapping[ItemClass, ClassRule]
+) -> tuple[LineResult, ...]:
+    """How each line counts under a policy's class rules: an adjudication's lines, again from
+    the invoice and the rules alone (so a stored decision need not store every line)."""
+    out = []
+    for i, line in enumerate(lines):
+        rule = class_rules[line.item_class]
+        parts = split_line(rule, line.amount_fen)
+        out.append(
+            LineResult(
+                i,
+                line.code,
+                line.name,
+                line.item_class,
+                line.amount_fen,
+                *parts,
+                rule.self_pay_share_bp,
+            )
+        )
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class CategoryResult:
     """The lines of one catalogue class added up."""
@@ -131,22 +154,7 @@ class Adjudication:
     @property
     def lines(self) -> tuple[LineResult, ...]:
         """How each line counted (computed on each access)."""
-        out = []
-        for i, line in enumerate(self.invoice_lines):
-            rule = self.class_rules[line.item_class]
-            parts = split_line(rule, line.amount_fen)
-            out.append(
-                LineResult(
-                    i,
-                    line.code,
-                    line.name,
-                    line.item_class,
-                    line.amount_fen,
-                    *parts,
-                    rule.self_pay_share_bp,
-                )
-            )
-        return tuple(out)
+        return line_results(self.invoice_lines, self.class_rules)
 
     @property
     def reason_code(self) -> str:

@@ -13,6 +13,7 @@ const contractsDir = __dirname;
 const buildDir = path.join(contractsDir, "build");
 const SETTINGS = {
   optimizer: { enabled: true, runs: 20000 },
+  viaIR: true,
   evmVersion: "cancun",
   metadata: { bytecodeHash: "none" },
   outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences", "storageLayout"] } },
@@ -45,7 +46,7 @@ for (const file of Object.keys(sources)) {
       _generated: "by contracts/compile.js; do not edit, run `make contracts`",
       compiler: `solc ${solc.version()} (npm solc)`,
       openzeppelin: ozVersion,
-      settings: { optimizer: SETTINGS.optimizer, evmVersion: SETTINGS.evmVersion, metadata: SETTINGS.metadata },
+      settings: { optimizer: SETTINGS.optimizer, viaIR: SETTINGS.viaIR, evmVersion: SETTINGS.evmVersion, metadata: SETTINGS.metadata },
       // slot and offset of each state variable: lets readers fetch claim state with one
       // storage read instead of an eth_call
       storage: Object.fromEntries((c.storageLayout?.storage || []).map((v) => [v.label, { slot: Number(v.slot), offset: v.offset, type: v.type }])),

@@ -14,6 +14,7 @@ from api.claims_flow import ClaimRefused, readable
 from api.db import models
 from api.deps import ServicesDep, require_token
 from api.errors import ApiError
+from api.invoice_store import load_invoice
 from api.routes.citizens import CitizenDep
 from api.services import Services
 
@@ -60,6 +61,8 @@ class ClaimPublic(BaseModel):
 def _public(services: Services, claim: models.Claim, history: bool = False) -> ClaimPublic:
     with services.sessions() as db:
         invoice = db.get(models.Invoice, claim.invoice_id)
+        assert invoice is not None  # claims refer to stored invoices
+        lines = load_invoice(db, invoice)
         payment = db.get(models.Payment, claim.id)
         events = (
             list(
@@ -75,13 +78,13 @@ def _public(services: Services, claim: models.Claim, history: bool = False) -> C
     return ClaimPublic(
         claim_id=claim.id,
         invoice_id="0x" + claim.invoice_id.hex(),
-        reference=f"{invoice.bill_code}-{invoice.bill_number}" if invoice else "",
+        reference=f"{invoice.bill_code}-{invoice.bill_number}",
         payer=claim.payer,
         channel=claim.channel,
         state=claim.state,
         reason_code=claim.reason_code,
         amount_fen=claim.amount_fen,
-        adjudication=readable(claim.adjudication),
+        adjudication=readable(claim.adjudication, lines),
         audit_hits=claim.audit_hits,
         created_at=claim.created_at,
         updated_at=claim.updated_at,

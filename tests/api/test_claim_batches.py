@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from api import claims_flow
 from api.claims_flow import ClaimRefused, ClaimRequest
 from api.db import models
 from tests.api.test_claims import BIG_INPATIENT, DATASET, OUTPATIENT, Demo, demo, demo_world
@@ -100,10 +101,11 @@ def _outcome(result: models.Claim | ClaimRefused) -> tuple[Any, ...]:
     )
 
 
-def test_batches_decide_as_claims_one_by_one(tmp_path: Path) -> None:
+def test_batches_decide_as_claims_one_by_one(tmp_path: Path, monkeypatch: Any) -> None:
     """Every invoice of the demo from basic insurance, then from the commercial insurer (after
     basic has paid), then again: the same decisions, amounts, audit hits and yearly totals
-    whether claimed one by one or in batches of seven."""
+    whether claimed one by one, in batches of seven, or in batches of 40 decided half in a
+    worker process (a real one: the threshold is lowered so that small batches use it)."""
     rounds = [
         [(i, "basic") for i in range(len(DATASET.invoices))],
         [(i, "commercial") for i in range(len(DATASET.invoices))],
@@ -111,8 +113,10 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path) -> None:
     ]
     outcomes: dict[str, list[tuple[Any, ...]]] = {}
     totals: dict[str, dict[tuple[int, str, int], Any]] = {}
-    for mode in ("one by one", "in batches"):
+    for mode, size in (("one by one", 1), ("in batches", 7), ("on two cores", 40)):
+        monkeypatch.setattr(claims_flow, "PARALLEL_THRESHOLD", 2 if mode == "on two cores" else 256)
         with demo_world(tmp_path / mode.replace(" ", "-")) as world:
+            service = world.services.claims
             with world.services.sessions() as db:
                 citizens = {c.id_number_hash: c for c in db.query(models.Citizen)}
                 patients = {r.invoice_id: r.patient_id_hash for r in db.query(models.Invoice)}
@@ -124,24 +128,19 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path) -> None:
                     )
                     for i, payer in claims
                 ]
-                if mode == "one by one":
-                    for r in requests:
+                for lo in range(0, len(requests), size):
+                    if size == 1:
+                        r = requests[lo]
                         try:
-                            results.append(
-                                _outcome(
-                                    world.services.claims.submit(
-                                        r.citizen, r.source, r.payer, r.channel
-                                    )
-                                )
-                            )
+                            claim = service.submit(r.citizen, r.source, r.payer, r.channel)
                         except ClaimRefused as exc:
                             results.append(_outcome(exc))
-                else:
-                    for lo in range(0, len(requests), 7):
-                        results.extend(
-                            map(_outcome, world.services.claims.submit_many(requests[lo : lo + 7]))
-                        )
-                world.services.claims.settle_approved()
+                        else:
+                            results.append(_outcome(claim))
+                    else:
+                        results.extend(map(_outcome, service.submit_many(requests[lo : lo + size])))
+                service.settle_approved()
+            assert (service._pool is not None) == (mode == "on two cores")
             outcomes[mode] = results
             with world.services.sessions() as db:
                 totals[mode] = {
@@ -149,7 +148,8 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path) -> None:
                     for a in db.query(models.PayerAccumulator)
                 }
     assert outcomes["in batches"] == outcomes["one by one"]
-    assert totals["in batches"] == totals["one by one"]
+    assert outcomes["on two cores"] == outcomes["one by one"]
+    assert totals["in batches"] == totals["one by one"] == totals["on two cores"]
     states = {o[0] for o in outcomes["one by one"]}
     assert {"approved", "rejected", "refused"} <= states  # the comparison covers each outcome
     assert ("refused", "duplicate_claim") in outcomes["one by one"]

@@ -104,6 +104,12 @@ def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
         == ln["amount_fen"]
         for ln in lines
     )
+    # The lines are counted again from the invoice and the stored class rules when read:
+    # they add up to the categories decided at adjudication.
+    for category in claim["adjudication"]["categories"]:
+        mine = [ln for ln in lines if ln["class"] == category["item_class"]]
+        for figure in ("amount_fen", "in_policy_fen", "self_share_fen", "excluded_fen"):
+            assert sum(ln[figure] for ln in mine) == category[figure], figure
     assert demo.services.claims.settle_approved() == 1
     headers = demo.sign_in(BIG_INPATIENT)
     detail = demo.client.get(f"/api/v1/claims/{claim['claim_id']}", headers=headers).json()

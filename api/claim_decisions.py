@@ -1,0 +1,492 @@
+"""Deciding verified claims: the duplicate and basic-first checks, adjudication by the payer's
+policy on the citizen's yearly totals, and the smart-audit rules, over what the database says
+of the citizens and invoices involved.
+
+A ``Decider`` takes claims that passed verification (``Pending``: plain values, so that they
+cross a process boundary) and returns a decision or a refusal for each, with the yearly totals
+they moved; it writes nothing. The claim service stores the results in one transaction. Claims
+are decided in order: a later claim sees the earlier ones of the same batch. Every claim of an
+invoice is its patient's, so a batch split by citizen is decided exactly as whole; large batches
+are split in two and half is decided in a worker process (``decide_in_worker``), on the second
+core.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, load_only, sessionmaker
+
+import claims
+from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
+from api.db import models
+from api.db.session import make_engine, session_factory
+from api.invoice_store import line_rows, rows_by_id
+from api.verification import VerificationService
+from verifier.invoice import Invoice
+
+FIRST_PAYER = "basic"
+_ITEM_CLASS = {c.value: c for c in claims.ItemClass}  # by value: the verifier's class too
+
+
+class ClaimRefused(Exception):
+    """Raised when a claim cannot be made; ``code`` is stable, ``details`` name what matters
+    (for a duplicate, the first claim's reference)."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.details = details
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses from the worker process
+        return (type(self), (self.status, self.code, str(self)), {"details": self.details})
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A verified claim waiting for its decision: whose, of which invoice, from which payer,
+    and what verification found (its step codes, and what every payer has paid so far as the
+    status step read it on chain)."""
+
+    index: int  # in the caller's batch
+    citizen_id: int
+    id_number_hash: bytes
+    sex: str
+    birth_date: date
+    low_income: bool
+    payer: str
+    channel: str
+    invoice_id: bytes
+    steps: tuple[str, ...]
+    paid_on_chain: int
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decided claim: its row (``models.Claim`` columns) and its events' rows."""
+
+    claim: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+@dataclass
+class Decisions:
+    """A decision or a refusal per pending claim, by the claim's index in the batch, and the
+    yearly totals that moved: ``totals[(citizen id, payer, year)] = (pools, stored before)``."""
+
+    outcomes: list[tuple[int, Decided | ClaimRefused]] = field(default_factory=list)
+    totals: dict[tuple[int, str, int], tuple[dict[str, Any], bool]] = field(default_factory=dict)
+
+    def merged(self, other: Decisions) -> Decisions:
+        return Decisions(self.outcomes + other.outcomes, {**self.totals, **other.totals})
+
+
+def catalogue() -> claims.Catalogue:
+    """The demo catalogue (codes, names, classes, limits) as the audit rules read it."""
+    return claims.Catalogue(
+        claims.CatalogueEntry(
+            item.code,
+            item.name,
+            claims.ItemClass(item.item_class.value),
+            item.unit_price,
+            item.max_daily_milli,
+            item.max_outpatient_milli,
+            claims.Sex(item.sex) if item.sex else None,
+            item.min_age,
+            item.max_age,
+        )
+        for item in DEMO_CATALOGUE.values()
+    )
+
+
+class Decider:
+    """Decides pending claims with the bundled policies and audit rules."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self.policies = claims.bundled_policies()
+        self.rules = claims.load_rules()
+        self.catalogue = catalogue()
+
+    def decide(
+        self, pending: Sequence[Pending], verified: Mapping[bytes, int], now: datetime
+    ) -> Decisions:
+        """Decisions for ``pending``, in order; ``verified`` counts the verifications of the
+        batch per invoice (they count for the "verified unusually often" rule)."""
+        decisions = Decisions()
+        with self._sessions() as db:
+            known = _Known.load(db, pending, verified)
+        for p in pending:
+            try:
+                refuse_duplicate(known.existing, p.invoice_id, p.payer)
+                refuse_before_basic(known.existing, p.invoice_id, p.payer)
+            except ClaimRefused as refusal:
+                decisions.outcomes.append((p.index, refusal))
+                continue
+            decided = self._adjudicated(p, known, now)
+            known.existing[p.invoice_id, p.payer] = (decided.claim["id"], decided.claim["state"])
+            decisions.outcomes.append((p.index, decided))
+        decisions.totals = known.moved_totals()
+        return decisions
+
+    def _adjudicated(self, p: Pending, known: _Known, now: datetime) -> Decided:
+        """The claim, adjudicated by the payer's policy and screened by the audit rules; the
+        citizen's yearly totals in ``known`` move on unless it is rejected."""
+        row = known.rows[p.invoice_id]
+        presented = replace(known.view(row), claimed_at=now)
+        person = claims.Citizen(
+            claims.Sex(p.sex), p.birth_date, frozenset({"low_income"} if p.low_income else ())
+        )
+        year = presented.policy_year
+        adjudication = claims.adjudicate(
+            self.policies[p.payer],
+            presented,
+            person,
+            known.accumulator(p.citizen_id, p.payer, year),
+            already_paid_fen=p.paid_on_chain,
+        )
+        history = [
+            known.view(other)
+            for other in known.patients.get(p.id_number_hash, ())
+            if other.invoice_id != p.invoice_id
+        ]
+        hits = claims.audit(
+            presented, person, self.catalogue, history, known.counts[p.invoice_id], self.rules
+        )
+        if adjudication.status != "approved" or adjudication.amount_fen == 0:
+            state, reason = "rejected", adjudication.reason.code
+        elif claims.needs_review(hits):
+            state, reason = "in_review", "audit_hits"
+        else:
+            state, reason = "approved", None
+        if state != "rejected":
+            known.accumulators[p.citizen_id, p.payer, year] = adjudication.accumulator
+        claim_id = "CLM" + secrets.token_hex(6).upper()
+        events = [
+            ("submitted", {"channel": p.channel}),
+            ("verified", {"steps": list(p.steps)}),
+            (
+                "adjudicated",
+                {"amount_fen": adjudication.amount_fen, "reason": adjudication.reason.code},
+            ),
+            (state, {"reason": reason, "hits": [h.code for h in hits]}),
+        ]
+        return Decided(
+            {
+                "id": claim_id,
+                "invoice_id": p.invoice_id,
+                "payer": p.payer,
+                "citizen_id": p.citizen_id,
+                "channel": p.channel,
+                "state": state,
+                "reason_code": reason,
+                "amount_fen": adjudication.amount_fen if state != "rejected" else 0,
+                "adjudication": explain(adjudication),
+                "audit_hits": [asdict(h) for h in hits],
+                "created_at": now,
+                "updated_at": now,
+            },
+            [
+                {
+                    "claim_id": claim_id,
+                    "at": now,
+                    "state": name,
+                    "actor": f"citizen:{p.citizen_id}",
+                    "detail": detail,
+                }
+                for name, detail in events
+            ],
+        )
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+_worker: Decider | None = None
+
+
+def start_worker(database_url: str) -> None:
+    """Initialises a worker process: its own engine (never the parent's connections)."""
+    global _worker
+    _worker = Decider(session_factory(make_engine(database_url)))
+
+
+def decide_in_worker(
+    pending: Sequence[Pending], verified: Mapping[bytes, int], now: datetime
+) -> Decisions:
+    assert _worker is not None, "start_worker first"
+    return _worker.decide(pending, verified, now)
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+Existing = dict[tuple[bytes, str], tuple[str, str]]
+"""The claims of some invoices: (invoice id, payer) -> (claim id, state)."""
+
+
+def claims_of(db: Session, invoice_ids: Iterable[bytes]) -> Existing:
+    """The claims of these invoices, by (invoice id, payer)."""
+    wanted = sorted(set(invoice_ids))
+    found: Existing = {}
+    claim = models.Claim
+    for lo in range(0, len(wanted), 500):
+        for c in db.scalars(
+            select(claim)
+            .options(load_only(claim.id, claim.invoice_id, claim.payer, claim.state))
+            .where(claim.invoice_id.in_(wanted[lo : lo + 500]))
+        ):
+            found[c.invoice_id, c.payer] = (c.id, c.state)
+    return found
+
+
+def refuse_duplicate(existing: Existing, invoice_id: bytes, payer: str) -> None:
+    """One claim per invoice and payer, whatever the channel."""
+    first = existing.get((invoice_id, payer))
+    if first is not None:
+        raise ClaimRefused(
+            409,
+            "duplicate_claim",
+            f"this invoice was claimed from {payer} already as {first[0]}",
+            first_claim=first[0],
+            first_state=first[1],
+        )
+
+
+def refuse_before_basic(existing: Existing, invoice_id: bytes, payer: str) -> None:
+    """Payers chain: basic insurance first, the others pay from what it left, so they wait
+    until the basic claim is final (paid or rejected)."""
+    if payer == FIRST_PAYER:
+        return
+    basic = existing.get((invoice_id, FIRST_PAYER))
+    if basic is None or basic[1] not in ("paid", "rejected"):
+        raise ClaimRefused(
+            409,
+            "basic_first",
+            "claim from basic medical insurance first; the other payers pay from what it "
+            "leaves once it has paid or refused",
+            basic_claim=basic[0] if basic else None,
+            basic_state=basic[1] if basic else None,
+        )
+
+
+# -- what a batch reads --------------------------------------------------------------------------
+
+
+@dataclass
+class _Known:
+    """What the claims of a batch read from the database, loaded once for the batch."""
+
+    rows: dict[bytes, models.Invoice]  # the claimed invoices
+    levels: dict[str, int]  # hospital code -> level
+    lines: dict[bytes, tuple[claims.ClaimLine, ...]]  # claimed, and overlapping history
+    existing: Existing  # this batch's claims too, as they are decided
+    counts: dict[bytes, int]  # verifications, this batch's included
+    patients: dict[bytes, list[models.Invoice]]  # each patient's valid invoices
+    accumulators: dict[tuple[int, str, int], claims.Accumulator]
+    stored: dict[tuple[int, str, int], dict[str, Any]]  # the totals as loaded
+    views: dict[bytes, claims.ClaimInvoice] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, db: Session, pending: Sequence[Pending], verified: Mapping[bytes, int]) -> _Known:
+        rows = rows_by_id(db, [p.invoice_id for p in pending])
+        counts = VerificationService.counts_of(db, rows)
+        for invoice_id in counts:
+            counts[invoice_id] += verified.get(invoice_id, 0)
+        patients: dict[bytes, list[models.Invoice]] = {}
+        hashes = sorted({p.id_number_hash for p in pending})
+        for lo in range(0, len(hashes), 500):
+            for row in db.scalars(
+                select(models.Invoice).where(
+                    models.Invoice.patient_id_hash.in_(hashes[lo : lo + 500]),
+                    models.Invoice.voided_by.is_(None),
+                )
+            ):
+                patients.setdefault(row.patient_id_hash, []).append(row)  # type: ignore[arg-type]
+        # Lines of the claimed invoices, and of the history whose days overlap theirs (what
+        # the repeated-charge rules compare); the other rules need headers alone.
+        with_lines = set(rows)
+        for row in rows.values():
+            first, last = _days(row.issued_at, row.admitted_on, row.discharged_on)
+            for other in patients.get(row.patient_id_hash, ()):  # type: ignore[arg-type]
+                start, end = _days(other.issued_at, other.admitted_on, other.discharged_on)
+                if start <= last and first <= end:
+                    with_lines.add(other.invoice_id)
+        citizen_ids = sorted({p.citizen_id for p in pending})
+        stored: dict[tuple[int, str, int], dict[str, Any]] = {}
+        for lo in range(0, len(citizen_ids), 500):
+            for acc in db.scalars(
+                select(models.PayerAccumulator).where(
+                    models.PayerAccumulator.citizen_id.in_(citizen_ids[lo : lo + 500])
+                )
+            ):
+                stored[acc.citizen_id, acc.payer, acc.year] = acc.pools
+        levels = db.execute(select(models.Hospital.code, models.Hospital.level))
+        return cls(
+            rows=rows,
+            levels={code: level for code, level in levels},
+            lines=_claim_lines(db, with_lines),
+            existing=claims_of(db, rows),
+            counts=counts,
+            patients=patients,
+            accumulators={
+                key: _accumulator_from_json(key[1], key[2], pools) for key, pools in stored.items()
+            },
+            stored=stored,
+        )
+
+    def accumulator(self, citizen_id: int, payer: str, year: int) -> claims.Accumulator:
+        """The citizen's yearly totals with the payer, this batch's claims included."""
+        found = self.accumulators.get((citizen_id, payer, year))
+        return found if found is not None else claims.Accumulator.empty(payer, year)
+
+    def moved_totals(self) -> dict[tuple[int, str, int], tuple[dict[str, Any], bool]]:
+        moved = {}
+        for key, accumulator in self.accumulators.items():
+            pools = _accumulator_to_json(accumulator)
+            if pools != self.stored.get(key):
+                moved[key] = (pools, key in self.stored)
+        return moved
+
+    def view(self, row: models.Invoice) -> claims.ClaimInvoice:
+        """The claims package's view of a stored invoice: with its lines when loaded (the
+        claimed invoices, the overlapping history), else its header."""
+        view = self.views.get(row.invoice_id)
+        if view is None:
+            view = self.views[row.invoice_id] = claims.ClaimInvoice(
+                reference=f"{row.bill_code}-{row.bill_number}",
+                hospital=row.hospital,
+                hospital_level=claims.HospitalLevel(self.levels.get(row.hospital, 0)),
+                visit_type=claims.VisitType(row.visit_type),
+                issued_at=row.issued_at,
+                total_fen=row.total,
+                lines=self.lines.get(row.invoice_id, ()),
+                diagnoses=tuple(row.diagnoses),
+                admitted_on=row.admitted_on,
+                discharged_on=row.discharged_on,
+            )
+        return view
+
+
+def _claim_lines(
+    db: Session, invoice_ids: Iterable[bytes]
+) -> dict[bytes, tuple[claims.ClaimLine, ...]]:
+    """The lines of these invoices as the claims package reads them."""
+    lines: dict[bytes, list[claims.ClaimLine]] = {iid: [] for iid in invoice_ids}
+    for iid, code, name, item_class, price, quantity, amount, department, at in line_rows(
+        db, lines
+    ):
+        lines[iid].append(
+            claims.ClaimLine(
+                code, name, _ITEM_CLASS[item_class], price, quantity, amount, department, at
+            )
+        )
+    return {iid: tuple(found) for iid, found in lines.items()}
+
+
+def _accumulator_to_json(acc: claims.Accumulator) -> dict[str, Any]:
+    return {name: asdict(usage) for name, usage in acc.pools}
+
+
+def _accumulator_from_json(payer: str, year: int, data: dict[str, Any]) -> claims.Accumulator:
+    return claims.Accumulator(
+        payer,
+        year,
+        tuple((name, claims.PoolUsage(**usage)) for name, usage in sorted(data.items())),
+    )
+
+
+def _days(issued_at: datetime, admitted: date | None, discharged: date | None) -> tuple[date, date]:
+    """The calendar days (China Standard Time) an invoice's services span."""
+    issued = issued_at.astimezone(claims.CHINA_TZ).date()
+    return (admitted or issued, max(discharged or issued, issued))
+
+
+# -- explanations ------------------------------------------------------------------------------
+
+
+def explain(adjudication: claims.Adjudication) -> dict[str, Any]:
+    """What a citizen reads: the outcome and each step of the arithmetic, in zh and en."""
+    return {
+        "amount_fen": adjudication.amount_fen,
+        "status": adjudication.status,
+        "reason": {
+            "code": adjudication.reason.code,
+            "zh": adjudication.reason.zh,
+            "en": adjudication.reason.en,
+        },
+        "steps": [{"code": n.code, "zh": n.zh, "en": n.en} for n in adjudication.steps],
+        "categories": [
+            {
+                "item_class": c.item_class.value,
+                "amount_fen": c.amount_fen,
+                "in_policy_fen": c.in_policy_fen,
+                "self_share_fen": c.self_share_fen,
+                "out_of_policy_fen": c.out_of_policy_fen,
+                "excluded_fen": c.excluded_fen,
+            }
+            for c in adjudication.categories
+        ],
+        # The class rules the lines were counted by: with the invoice's lines (anchored, never
+        # changed) they give each line's figures and sentence again, which :func:`readable`
+        # does when a claim is read (an inpatient stay has hundreds of lines, and most
+        # claims are never opened).
+        "class_rules": {
+            item_class.value: {
+                "coverage": rule.coverage.value,
+                "self_share_bp": rule.self_pay_share_bp,
+            }
+            for item_class, rule in adjudication.class_rules.items()
+        },
+    }
+
+
+def readable(explanation: dict[str, Any], invoice: Invoice) -> dict[str, Any]:
+    """A stored explanation with how each line of ``invoice`` counted, and its sentence in zh
+    and en ("line by line")."""
+    rules = explanation.get("class_rules")
+    if rules is None:
+        return explanation
+    class_rules = {
+        claims.ItemClass(name): claims.ClassRule(
+            claims.Coverage(rule["coverage"]), rule["self_share_bp"]
+        )
+        for name, rule in rules.items()
+    }
+    lines = [
+        claims.ClaimLine(
+            ln.code,
+            ln.name,
+            _ITEM_CLASS[ln.item_class],
+            ln.unit_price,
+            ln.quantity_milli,
+            ln.amount,
+            ln.department,
+            ln.time,
+        )
+        for ln in invoice.lines
+    ]
+    return {
+        **explanation,
+        "lines": [
+            {
+                "line": ln.index + 1,
+                "code": ln.code,
+                "name": ln.name,
+                "class": ln.item_class.value,
+                "amount_fen": ln.amount_fen,
+                "in_policy_fen": ln.in_policy_fen,
+                "self_share_fen": ln.self_share_fen,
+                "self_share_bp": ln.self_share_bp,
+                "out_of_policy_fen": ln.out_of_policy_fen,
+                "excluded_fen": ln.excluded_fen,
+                "zh": ln.note.zh,
+                "en": ln.note.en,
+            }
+            for ln in claims.line_results(lines, class_rules)
+        ],
+    }
