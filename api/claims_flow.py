@@ -79,6 +79,23 @@ def _not_found() -> ClaimRefused:
     return ClaimRefused(404, "invoice_not_found", "no such invoice of yours")
 
 
+def _pending(i: int, request: ClaimRequest, verdict: Verdict, row: models.Invoice) -> Pending:
+    citizen = request.citizen
+    return Pending(
+        i,
+        citizen.id,
+        citizen.id_number_hash,
+        citizen.sex,
+        citizen.birth_date,
+        citizen.assistance_eligible,
+        request.payer,
+        request.channel,
+        row.invoice_id,
+        tuple(s.code for s in verdict.steps),
+        int(verdict.steps[-1].details["paid"]),  # what the status step read on chain
+    )
+
+
 def _store_totals(
     db: Session, totals: Mapping[tuple[int, str, int], tuple[dict[str, Any], bool]]
 ) -> None:
@@ -161,31 +178,36 @@ class ClaimService:
         services = self._services
         now = self.clock()
         outcomes: list[models.Claim | ClaimRefused | None] = [None] * len(requests)
-        verified, counted = self._verified(requests, outcomes)
-        added: dict[bytes, int] = {}
-        for invoice_id in counted:
-            added[invoice_id] = added.get(invoice_id, 0) + 1
-        pending = [
-            Pending(
-                i,
-                requests[i].citizen.id,
-                requests[i].citizen.id_number_hash,
-                requests[i].citizen.sex,
-                requests[i].citizen.birth_date,
-                requests[i].citizen.assistance_eligible,
-                requests[i].payer,
-                requests[i].channel,
-                row.invoice_id,
-                tuple(s.code for s in verdict.steps),
-                int(verdict.steps[-1].details["paid"]),  # the status step's, on chain
-            )
-            for i, (verdict, row) in verified.items()
-        ]
-        decisions = self._decide(pending, added, now)
+        # Parts by citizen (every claim of an invoice is its patient's, so each part decides
+        # exactly as the whole batch would): each worker part is verified here and handed to
+        # the worker process, which decides it while this process verifies the next; this
+        # process decides the last part itself, then stores everything.
+        parts = self._parts(requests)
+        futures = []
+        verified_all: dict[int, tuple[Verdict, models.Invoice]] = {}
+        added_all: dict[bytes, int] = {}
+        decisions = Decisions()
+        for n, indexes in enumerate(parts):
+            verified, counted = self._verified(requests, indexes, outcomes)
+            verified_all.update(verified)
+            added: dict[bytes, int] = {}
+            for invoice_id in counted:
+                added[invoice_id] = added.get(invoice_id, 0) + 1
+                added_all[invoice_id] = added_all.get(invoice_id, 0) + 1
+            pending = [
+                _pending(i, requests[i], verdict, row) for i, (verdict, row) in verified.items()
+            ]
+            if n < len(parts) - 1:
+                futures.append(self._worker_pool().submit(decide_in_worker, pending, added, now))
+            else:
+                decisions = self._decider.decide(pending, added, now)
+        for future in futures:
+            decisions = decisions.merged(future.result())
+        verified, added = verified_all, added_all
         locks: list[tuple[str, bytes]] = []
         events: list[dict[str, Any]] = []  # inserted as rows: no ORM bookkeeping needed
         with services.sessions() as db:
-            for i, outcome in decisions.outcomes:
+            for i, outcome in sorted(decisions.outcomes, key=lambda o: o[0]):
                 if isinstance(outcome, ClaimRefused):
                     outcomes[i] = outcome
                     continue
@@ -218,39 +240,45 @@ class ClaimService:
         assert all(o is not None for o in outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _decide(
-        self, pending: Sequence[Pending], verified: Mapping[bytes, int], now: datetime
-    ) -> Decisions:
-        """Decisions for ``pending``: a large batch is split by citizen (every claim of an
-        invoice is its patient's, so each half decides exactly as the whole would) and one
-        half is decided in a worker process while this one decides the other."""
-        if len(pending) < PARALLEL_THRESHOLD or self._workers < 2:
-            return self._decider.decide(pending, verified, now)
+    def _parts(self, requests: Sequence[ClaimRequest]) -> list[list[int]]:
+        """The batch's positions in parts by citizen, the worker's first and this process's
+        last; one part when the batch is small or there is one core. This process verifies
+        every part and stores the batch, so it decides one citizen in five."""
+        if len(requests) < PARALLEL_THRESHOLD or self._workers < 2:
+            return [list(range(len(requests)))]
+        parts: list[list[int]] = [[] for _ in range(5)]
+        for i, request in enumerate(requests):
+            parts[request.citizen.id % 5].append(i)
+        return [p for p in parts[1:] if p] + [parts[0]]
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 1, initializer=start_worker, initargs=(self._services.settings.database,)
             )
-        theirs = [p for p in pending if p.citizen_id % 2]
-        future = self._pool.submit(decide_in_worker, theirs, verified, now)
-        ours = self._decider.decide([p for p in pending if not p.citizen_id % 2], verified, now)
-        return ours.merged(future.result())
+        return self._pool
 
     def _verified(
         self,
         requests: Sequence[ClaimRequest],
+        indexes: Sequence[int],
         outcomes: list[models.Claim | ClaimRefused | None],
     ) -> tuple[dict[int, tuple[Verdict, models.Invoice]], list[bytes]]:
-        """The verdict and stored invoice of each request that verifies and names an invoice
-        of its citizen, by position, and the invoice id of every verification made (each
-        counts, as in :meth:`VerificationService.verify`); every other request gets its
-        refusal in ``outcomes``."""
+        """Of the requests at ``indexes``: the verdict and stored invoice of each that
+        verifies and names an invoice of its citizen, by position, and the invoice id of every
+        verification made (each counts, as in :meth:`VerificationService.verify`); every
+        other request gets its refusal in ``outcomes``."""
         services = self._services
         payers = sorted(set(self.policies) & set(services.session.payers))
-        keys = [invoice_key(r.source) if isinstance(r.source, str) else None for r in requests]
+        keys: dict[int, bytes | None] = {}
+        for i in indexes:
+            source = requests[i].source
+            keys[i] = invoice_key(source) if isinstance(source, str) else None
         with services.sessions() as db:
-            rows = rows_by_id(db, [k for k in keys if k is not None])
+            rows = rows_by_id(db, [k for k in keys.values() if k is not None])
         sources: list[tuple[int, str | bytes]] = []
-        for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
+        for i, key in keys.items():
+            request = requests[i]
             if request.payer not in payers:
                 outcomes[i] = ClaimRefused(
                     422, "unknown_payer", f"no payer {request.payer!r}", payers=payers
