@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +41,7 @@ from api.db import models
 from api.invoice_store import invoice_key, payload_of, rows_by_id
 from api.services import Services
 from api.verification import VerificationService
+from api.workers import WorkerPool
 from chain.errors import ContractRevert
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
@@ -123,13 +123,12 @@ class ClaimService:
         self.clock = clock
         self._decider = Decider(services.sessions)
         self.policies = self._decider.policies
-        self._workers = workers if workers is not None else (os.cpu_count() or 1)
-        self._pool: ProcessPoolExecutor | None = None
+        # One worker: this process verifies and decides too (see :meth:`_parts`).
+        self._pool = WorkerPool(1, initializer=start_worker, initargs=(services.settings.database,))
+        self._parallel = (workers if workers is not None else (os.cpu_count() or 1)) >= 2
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        self._pool.close()
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -198,7 +197,7 @@ class ClaimService:
                 _pending(i, requests[i], verdict, row) for i, (verdict, row) in verified.items()
             ]
             if n < len(parts) - 1:
-                futures.append(self._worker_pool().submit(decide_in_worker, pending, added, now))
+                futures.append(self._pool.submit(decide_in_worker, pending, added, now))
             else:
                 decisions = self._decider.decide(pending, added, now)
         for future in futures:
@@ -244,19 +243,12 @@ class ClaimService:
         """The batch's positions in parts by citizen, the worker's first and this process's
         last; one part when the batch is small or there is one core. This process verifies
         every part and stores the batch, so it decides one citizen in five."""
-        if len(requests) < PARALLEL_THRESHOLD or self._workers < 2:
+        if len(requests) < PARALLEL_THRESHOLD or not self._parallel:
             return [list(range(len(requests)))]
         parts: list[list[int]] = [[] for _ in range(5)]
         for i, request in enumerate(requests):
             parts[request.citizen.id % 5].append(i)
         return [p for p in parts[1:] if p] + [parts[0]]
-
-    def _worker_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                1, initializer=start_worker, initargs=(self._services.settings.database,)
-            )
-        return self._pool
 
     def _verified(
         self,

@@ -11,10 +11,8 @@ different content is a conflict and changes nothing.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.crypto import PersonalData
 from api.db import models
 from api.registry import RegistryCache
+from api.workers import WorkerPool
 from verifier.canonical import (
     Domain,
     SignatureInvalid,
@@ -258,20 +257,15 @@ class IngestService:
         self._registry = registry
         self._domain = domain
         self.personal = personal
-        self._workers = workers if workers is not None else (os.cpu_count() or 1)
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = WorkerPool(workers)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        self._pool.close()
 
     def prepare(self, items: Sequence[Any]) -> list[_Prepared | Refusal]:
         """Validates and recovers signatures, in worker processes for large batches."""
-        if len(items) < PARALLEL_THRESHOLD or self._workers < 2:
+        if len(items) < PARALLEL_THRESHOLD or self._pool.size < 2:
             return _prepare_chunk(0, items, self._domain.chain_id, self._domain.contract)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self._workers)
         futures = [
             self._pool.submit(
                 _prepare_chunk,

@@ -140,7 +140,7 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path, monkeypatch: Any) -
                     else:
                         results.extend(map(_outcome, service.submit_many(requests[lo : lo + size])))
                 service.settle_approved()
-            assert (service._pool is not None) == (mode == "on two cores")
+            assert service._pool.started == (mode == "on two cores")
             outcomes[mode] = results
             with world.services.sessions() as db:
                 totals[mode] = {
