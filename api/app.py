@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.observability import request_middleware
 from api.routes import (
     admin,
     checkpoints,
@@ -92,6 +93,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.middleware("http")(request_middleware)
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
 
     @app.get("/", include_in_schema=False)

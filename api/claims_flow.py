@@ -39,6 +39,7 @@ from api.claim_decisions import (
 )
 from api.db import models
 from api.invoice_store import invoice_key, payload_of, rows_by_id
+from api.observability import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
 from api.services import Services
 from api.verification import VerificationService
 from api.workers import WorkerPool
@@ -236,7 +237,9 @@ class ClaimService:
         for payer, invoice_id in locks:
             with services.lock:
                 services.session.ledger.lock_invoice(services.session.payers[payer], invoice_id)
-        assert all(o is not None for o in outcomes)
+        for o in outcomes:
+            assert o is not None
+            CLAIMS_SUBMITTED.labels(o.code if isinstance(o, ClaimRefused) else o.state).inc()
         return outcomes  # type: ignore[return-value]
 
     def _parts(self, requests: Sequence[ClaimRequest]) -> list[list[int]]:
@@ -381,6 +384,13 @@ class ClaimService:
             ]
             with services.lock:
                 outcomes = services.sequencer.settle(account, requests)
+            per_tx: dict[bytes, list[Any]] = {}
+            for o in outcomes:
+                if o.receipt is not None:
+                    per_tx.setdefault(o.receipt.tx_hash, []).append(o.receipt)
+            for sent in per_tx.values():
+                SETTLEMENT_BATCH.observe(len(sent))
+                SETTLEMENT_GAS.inc(sent[0].gas_used)
             now = datetime.now(UTC)
             with services.sessions() as db:
                 settled = {

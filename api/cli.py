@@ -29,8 +29,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from api.app import create_app
     from api.demo import seed_demo
+    from api.observability import configure_logging
     from api.services import open_services
 
+    configure_logging()
     services = open_services(settings)
     if args.demo:
         added = seed_demo(services)
@@ -41,7 +43,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         f"{settings.ledger_backend}, contract {services.session.ledger.address})",
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.crypto import PersonalData
 from api.db import models
+from api.observability import UPLOADED
 from api.registry import RegistryCache
 from api.workers import WorkerPool
 from verifier.canonical import (
@@ -307,6 +308,8 @@ class IngestService:
             self._store(result, accepted)
         result.receipts.sort(key=lambda pair: pair[0])
         result.refusals.sort(key=lambda r: r.index)
+        UPLOADED.labels("stored").inc(len(result.receipts))
+        UPLOADED.labels("refused").inc(len(result.refusals))
         return result
 
     def _judge(self, hospital: str, p: _Prepared) -> Refusal | None:

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")
+    ready_max_anchoring_lag: int = Field(
+        10_000, ge=0, description="/readyz: most leaves appended but not yet anchored"
+    )
+    ready_max_settlement_wait_s: float = Field(
+        600, ge=0, description="/readyz: longest an approved claim may wait for settlement"
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

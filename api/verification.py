@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.db import models
+from api.observability import VERIFICATIONS
 from chain.model import ClaimState
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
@@ -117,6 +118,7 @@ class VerificationService:
             domain=services.domain,
             read_image=self._read_image,
         )
+        VERIFICATIONS.labels(_outcome(verdict)).inc()
         count = self._count(verdict.invoice_id) if verdict.invoice_id else None
         return verdict, count
 
@@ -128,7 +130,7 @@ class VerificationService:
         services = self._services
         services.registry.refresh()
         facts = self._facts.with_rows(rows)
-        return [
+        verdicts = [
             verify(
                 source,
                 judge=services.registry,
@@ -138,6 +140,9 @@ class VerificationService:
             )
             for source in sources
         ]
+        for verdict in verdicts:
+            VERIFICATIONS.labels(_outcome(verdict)).inc()
+        return verdicts
 
     @staticmethod
     def add_counts(db: Session, added: Mapping[bytes, int], now: datetime) -> None:
@@ -199,6 +204,10 @@ class VerificationService:
                 )
                 or 0
             )
+
+
+def _outcome(verdict: Verdict) -> str:
+    return "valid" if verdict.valid else f"failed_{verdict.failed_step}"
 
 
 class RateLimiter:

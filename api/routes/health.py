@@ -1,11 +1,15 @@
-"""Liveness and a summary of the ledger."""
+"""Liveness, readiness, metrics, and a summary of the ledger."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
+from api.observability import metrics_text, readiness
 
 router = APIRouter(tags=["health"])
 
@@ -33,3 +37,24 @@ def health(services: ServicesDep) -> Health:
             log_size=services.log.size,
             anchored_size=anchored.size if anchored else 0,
         )
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers (nothing else is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "not ready: the problems are listed"}})
+def readyz(services: ServicesDep) -> Any:
+    """Readiness: the database answers, the ledger answers, anchoring is not behind by more
+    than ``ZEROCLAIM_READY_MAX_ANCHORING_LAG`` leaves and no approved claim has waited for
+    settlement longer than ``ZEROCLAIM_READY_MAX_SETTLEMENT_WAIT_S``; 503 lists what is not."""
+    state = readiness(services)
+    return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus text exposition (see api/observability.py for the names)."""
+    return Response(metrics_text(services), media_type="text/plain; version=0.0.4")
