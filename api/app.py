@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.limits import BodyLimit
 from api.observability import request_middleware
 from api.routes import (
     admin,
@@ -93,6 +94,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, settings=settings)  # inside the request log: 413s are logged
     app.middleware("http")(request_middleware)
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
 

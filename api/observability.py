@@ -149,7 +149,7 @@ def _route_template(request: Request) -> str:
     """The matched route as a template (``/api/v1/claims/{claim_id}``): the router's own
     template, behind the prefix the concrete path has in front of it."""
     route = request.scope.get("route")
-    template = getattr(route, "path_format", None)
+    template: str | None = getattr(route, "path_format", None)
     if template is None:
         return "unmatched"
     concrete = template

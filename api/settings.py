@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="largest invoice batch (JSON or CSV) accepted"
+    )
+    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1, description="largest photo accepted")
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="largest other request body")
     ready_max_anchoring_lag: int = Field(
         10_000, ge=0, description="/readyz: most leaves appended but not yet anchored"
     )

@@ -14,7 +14,6 @@ from api.errors import ApiError
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
 
 class VerifyRequest(BaseModel):
@@ -107,8 +106,6 @@ async def verify_image(services: ServicesDep, request: Request) -> VerdictPublic
     data = await request.body()
     if not data:
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ApiError(413, "image_too_large", f"at most {MAX_IMAGE_BYTES // 1024 // 1024} MiB")
     from starlette.concurrency import run_in_threadpool
 
     verdict, count = await run_in_threadpool(services.verification.verify, data)
