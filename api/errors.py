@@ -5,6 +5,7 @@ Every error body is ``{"error": {"code": ..., "message": ..., ...details}}``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,7 +35,12 @@ _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
     ledger_errors.UnknownCheckpoint: (404, "checkpoint_not_found"),
     ledger_errors.HospitalAlreadyRegistered: (409, "hospital_already_registered"),
     ledger_errors.LedgerUnavailable: (503, "ledger_unavailable"),
+    ledger_errors.UnknownRevert: (502, "ledger_error"),
 }
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _body(code: str, message: str, **details: Any) -> dict[str, Any]:
@@ -52,6 +58,12 @@ def install(app: FastAPI) -> None:
             ((s, c) for cls, (s, c) in _LEDGER_STATUS.items() if isinstance(exc, cls)),
             (502, "ledger_error"),
         )
+        if (status, code) == (502, "ledger_error") and isinstance(
+            exc, ledger_errors.ContractRevert
+        ):
+            # The contract refused what was asked (a zero signer, a stale key...): the request's
+            # fault, named by the contract's error; 502 is kept for failures of the ledger.
+            status, code = 422, "ledger_" + _snake(exc.abi_name.removeprefix("Ledger"))
         return JSONResponse(_body(code, str(exc)), status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from api.deps import ServicesDep, require_token
 from api.errors import ApiError
@@ -29,7 +29,14 @@ class HospitalRegistration(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     level: Literal["township", "primary", "secondary", "tertiary"]
     signer: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    valid_from: datetime
+    valid_from: AwareDatetime = Field(description="from when the key signs; 1970 or later")
+
+    @field_validator("valid_from")
+    @classmethod
+    def _ledger_time(cls, value: datetime) -> datetime:
+        if value < datetime(1970, 1, 1, tzinfo=UTC):
+            raise ValueError("must be 1970-01-01 or later (the ledger counts unsigned seconds)")
+        return value
 
 
 class HospitalRegistered(BaseModel):

@@ -8,6 +8,8 @@ from pydantic import BaseModel
 from api.deps import ServicesDep
 from api.errors import ApiError
 
+MAX_SIZE = 2**64 - 1  # tree sizes are uint64 on chain
+
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 
 
@@ -44,7 +46,9 @@ def list_checkpoints(services: ServicesDep) -> list[CheckpointPublic]:
 
 @router.get("/consistency", response_model=ConsistencyProofPublic)
 def consistency(
-    services: ServicesDep, old: int = Query(ge=1), new: int = Query(ge=1)
+    services: ServicesDep,
+    old: int = Query(ge=1, le=MAX_SIZE),
+    new: int = Query(ge=1, le=MAX_SIZE),
 ) -> ConsistencyProofPublic:
     """RFC 9162 consistency proof between two anchored checkpoints."""
     with services.lock:

@@ -181,7 +181,9 @@ def get_invoice(services: ServicesDep, key: str) -> InvoicePublic:
 
 @router.get("/{key}/proof", response_model=InclusionProofPublic)
 def inclusion_proof(
-    services: ServicesDep, key: str, checkpoint: Annotated[int | None, Query(ge=1)] = None
+    services: ServicesDep,
+    key: str,
+    checkpoint: Annotated[int | None, Query(ge=1, le=2**64 - 1)] = None,
 ) -> InclusionProofPublic:
     """RFC 9162 inclusion proof of the invoice's leaf against an anchored checkpoint (the
     latest by default); check it against ``checkpointRoot(size)`` on chain."""
