@@ -331,7 +331,7 @@ class ClaimService:
                     claim_id=claim_id,
                     at=now,
                     state=claim.state,
-                    actor=f"reviewer:{reviewer}",
+                    actor=reviewer,
                     detail={"reason": reason},
                 )
             )

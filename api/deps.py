@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
 from api.services import Services
+from api.staff import Role, Staff, staff_for_token
 
 
 def get_services(request: Request) -> Services:
@@ -35,10 +36,31 @@ def authenticated_hospital(
 HospitalDep = Annotated[str, Depends(authenticated_hospital)]
 
 
-def require_token(services: Services, authorization: str | None, code: str, message: str) -> None:
-    """Refuses a request whose ``Authorization: Bearer`` token is not the authority's admin
-    token (compared in constant time), with the caller's error code."""
-    expected = services.settings.admin_token.get_secret_value()
+def staff_member(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Staff:
+    """The member of staff whose bearer token is in ``Authorization`` (401 otherwise)."""
     given = (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not hmac.compare_digest(given, expected):
-        raise ApiError(401, code, message)
+    staff = staff_for_token(services, given) if given else None
+    if staff is None:
+        raise ApiError(
+            401, "staff_token_invalid", "this needs a staff token (payer, auditor, admin)"
+        )
+    return staff
+
+
+def staff_with(*roles: Role) -> Callable[[Staff], Staff]:
+    """A dependency admitting only these roles (403 for other staff)."""
+
+    def admitted(staff: Annotated[Staff, Depends(staff_member)]) -> Staff:
+        if staff.role not in roles:
+            raise ApiError(
+                403, "role_not_allowed", f"this needs one of: {', '.join(roles)}", role=staff.role
+            )
+        return staff
+
+    return admitted
+
+
+StaffDep = Annotated[Staff, Depends(staff_member)]
+AdminDep = Annotated[Staff, Depends(staff_with("admin"))]

@@ -276,3 +276,30 @@ class PayerAccumulator(Base):
     payer: Mapped[str] = mapped_column(String(32), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     pools: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class StaffToken(Base):
+    """A bearer token of a payer's staff (reviewers, counter) or of an auditor, issued by the
+    authority; only its SHA-256 is stored."""
+
+    __tablename__ = "staff_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # payer | auditor
+    payer: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Who changed what, and when: append-only (the database refuses updates and deletes).
+    Claims' own state changes are in ``claim_events``, append-only too."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

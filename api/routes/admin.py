@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 
-from api.deps import ServicesDep, require_token
+from api.deps import AdminDep, ServicesDep
 from api.errors import ApiError
 from api.hospitals import register_hospital
+from api.staff import issue_token, log_change
 from chain.model import HospitalLevel
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def require_admin(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    require_token(
-        services, authorization, "admin_token_invalid", "this needs the authority's admin token"
-    )
 
 
 class HospitalRegistration(BaseModel):
@@ -44,16 +38,11 @@ class HospitalRegistered(BaseModel):
     api_key: str
 
 
-@router.post(
-    "/hospitals",
-    status_code=201,
-    response_model=HospitalRegistered,
-    dependencies=[Depends(require_admin)],
-)
-def register(services: ServicesDep, body: HospitalRegistration) -> HospitalRegistered:
+@router.post("/hospitals", status_code=201, response_model=HospitalRegistered)
+def register(
+    services: ServicesDep, admin: AdminDep, body: HospitalRegistration
+) -> HospitalRegistered:
     """Registers a hospital's signing key on chain and issues its upload API key (shown once)."""
-    if body.valid_from.tzinfo is None:
-        raise ApiError(422, "naive_time", "valid_from must carry a timezone")
     from eth_utils.address import to_checksum_address
 
     api_key = register_hospital(
@@ -64,4 +53,39 @@ def register(services: ServicesDep, body: HospitalRegistration) -> HospitalRegis
         to_checksum_address(body.signer),
         body.valid_from,
     )
+    log_change(
+        services,
+        admin.actor,
+        "hospital_registered",
+        body.code,
+        level=body.level,
+        signer=to_checksum_address(body.signer),
+        valid_from=body.valid_from.isoformat(),
+    )
     return HospitalRegistered(hospital=body.code, api_key=api_key)
+
+
+class StaffRequest(BaseModel):
+    name: str = Field(pattern=r"^[0-9A-Za-z._-]{1,64}$", description="who: unique")
+    role: Literal["payer", "auditor"]
+    payer: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$", description="role payer")
+
+
+class StaffIssued(BaseModel):
+    name: str
+    role: str
+    payer: str | None
+    token: str
+
+
+@router.post("/staff", status_code=201, response_model=StaffIssued)
+def issue_staff_token(services: ServicesDep, admin: AdminDep, body: StaffRequest) -> StaffIssued:
+    """Issues a bearer token (shown once) for a payer's staff (that payer's review queue,
+    decisions, counter claims and search) or for an auditor (read-only, every payer)."""
+    try:
+        token = issue_token(services, body.name, body.role, body.payer)
+    except ValueError as exc:
+        raise ApiError(422, "staff_invalid", str(exc)) from None
+    except IntegrityError:
+        raise ApiError(409, "staff_exists", f"a token named {body.name!r} exists") from None
+    return StaffIssued(name=body.name, role=body.role, payer=body.payer, token=token)

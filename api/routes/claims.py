@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from api import claims_flow
 from api.claims_flow import ClaimRefused, readable
 from api.db import models
-from api.deps import ServicesDep, require_token
+from api.deps import ServicesDep, StaffDep, staff_with
 from api.errors import ApiError
 from api.invoice_store import load_invoice
 from api.routes.citizens import CitizenDep
 from api.services import Services
+from api.staff import Staff
 
 router = APIRouter(tags=["claims"])
 
@@ -169,17 +170,19 @@ def claim_detail(services: ServicesDep, citizen: CitizenDep, claim_id: str) -> C
     return _public(services, row, history=True)
 
 
-def require_reviewer(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """Payers' reviewers and auditors (the authority's token in this version)."""
-    require_token(
-        services, authorization, "reviewer_token_invalid", "this needs a reviewer's token"
-    )
-    return "reviewer"
+ReviewerDep = Annotated[Staff, Depends(staff_with("admin", "payer"))]
+"""Who decides and enters claims: the authority, or a payer's staff (their payer's only)."""
+AuditorDep = Annotated[Staff, Depends(staff_with("admin", "auditor"))]
+"""Who reconciles and reads the statistics: the authority, or an auditor."""
 
 
-ReviewerDep = Annotated[str, Depends(require_reviewer)]
+def _own_payer(staff: Staff, payer: str | None) -> str | None:
+    """The payer a search is limited to: a payer's staff see their own payer only."""
+    if staff.role != "payer":
+        return payer
+    if payer is not None and payer != staff.payer:
+        raise ApiError(403, "not_your_payer", f"you act for {staff.payer}", payer=staff.payer)
+    return staff.payer
 
 
 class ReviewDecision(BaseModel):
@@ -189,11 +192,12 @@ class ReviewDecision(BaseModel):
 
 @router.get("/review/queue", response_model=list[ClaimPublic])
 def review_queue(
-    services: ServicesDep, reviewer: ReviewerDep, payer: str | None = None
+    services: ServicesDep, staff: StaffDep, payer: str | None = None
 ) -> list[ClaimPublic]:
-    """Claims waiting for manual review, oldest first, with their audit hits."""
+    """Claims waiting for manual review, oldest first, with their audit hits (a payer's staff
+    see their payer's; auditors and the authority every payer's)."""
     query = select(models.Claim).where(models.Claim.state == "in_review")
-    if payer:
+    if payer := _own_payer(staff, payer):
         query = query.where(models.Claim.payer == payer)
     with services.sessions() as db:
         rows = list(db.scalars(query.order_by(models.Claim.created_at)))
@@ -208,8 +212,12 @@ def review(
     chain is released)."""
     if not decision.approve and not decision.reason:
         raise ApiError(422, "reason_required", "a rejection needs a reason")
+    with services.sessions() as db:
+        claim = db.get(models.Claim, claim_id)
+    if claim is None or not reviewer.sees_payer(claim.payer):
+        raise ApiError(404, "claim_not_found", f"no claim {claim_id}")  # others' are unknown
     try:
-        services.claims.review(claim_id, decision.approve, reviewer, decision.reason)
+        services.claims.review(claim_id, decision.approve, reviewer.actor, decision.reason)
     except ClaimRefused as exc:
         raise ApiError(exc.status, exc.code, str(exc), **exc.details) from None
     with services.sessions() as db:
@@ -221,17 +229,17 @@ def review(
 @router.get("/review/claims", response_model=list[ClaimPublic])
 def search_claims(
     services: ServicesDep,
-    reviewer: ReviewerDep,
+    staff: StaffDep,
     state: str | None = None,
     payer: str | None = None,
     invoice: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ClaimPublic]:
-    """Claim search for payers and auditors."""
+    """Claim search for payers (their own claims) and auditors."""
     query = select(models.Claim)
     if state:
         query = query.where(models.Claim.state == state)
-    if payer:
+    if payer := _own_payer(staff, payer):
         query = query.where(models.Claim.payer == payer)
     if invoice:
         from api.routes.invoices import find_invoice
@@ -255,6 +263,7 @@ def office_claim(
     """The counter channel (窗口): staff enter the claim for the citizen. The same rules hold:
     the invoice must be the citizen's, and one claim per invoice and payer whatever the
     channel."""
+    _own_payer(reviewer, body.payer)
     id_hash = services.ingest.personal.id_number_hash(body.id_number)
     with services.sessions() as db:
         citizen = db.scalar(select(models.Citizen).where(models.Citizen.id_number_hash == id_hash))
@@ -291,6 +300,8 @@ def office_claims_batch(
     """Up to 1,000 counter claims at once, each checked exactly as one by one and in order
     (a later claim of the same invoice and payer is a duplicate of the earlier), stored in
     one transaction. One outcome per claim, in the order sent."""
+    for item in body.claims:
+        _own_payer(reviewer, item.payer)
     hashes = [services.ingest.personal.id_number_hash(c.id_number) for c in body.claims]
     with services.sessions() as db:
         found = {
@@ -331,7 +342,7 @@ def office_claims_batch(
 
 
 @router.get("/audit/reconciliation")
-def reconciliation(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, Any]:
+def reconciliation(services: ServicesDep, auditor: AuditorDep) -> dict[str, Any]:
     """The database recomputed against the chain: every checkpoint root, every payment."""
     from api.reconcile import reconcile
 
@@ -339,7 +350,7 @@ def reconciliation(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, An
 
 
 @router.get("/audit/stats")
-def stats(services: ServicesDep, reviewer: ReviewerDep) -> dict[str, Any]:
+def stats(services: ServicesDep, auditor: AuditorDep) -> dict[str, Any]:
     """Figures for the auditor's charts: invoices and claims per day, amounts, the approval
     rate, the time from claim to payment, and the audit hits by rule."""
     from collections import Counter, defaultdict

@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.ingest import receipt_of
 from api.invoice_store import invoice_key
 from api.services import Services
+from api.staff import log_change, record
 from chain.model import InvoiceLeaf
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
@@ -95,6 +96,15 @@ def upload_batch(
 ) -> BatchResultPublic:
     """Validates, verifies and stores a batch; every item gets its own result."""
     result = services.ingest.upload(hospital, batch.items)
+    log_change(
+        services,
+        f"hospital:{hospital}",
+        "invoices_uploaded",
+        result.batch_id,
+        stored=sum(1 for _, r in result.receipts if not r.duplicate),
+        duplicates=sum(1 for _, r in result.receipts if r.duplicate),
+        refused=len(result.refusals),
+    )
     items = [
         ItemResult(
             index=i,
@@ -259,6 +269,13 @@ def void_invoice(
         assert stored is not None
         stored.voided_by = red
         stored.voided_at = datetime.now(UTC)
+        record(
+            db,
+            f"hospital:{hospital}",
+            "invoice_voided",
+            f"{row.bill_code}-{row.bill_number}",
+            red_invoice_id=request.red_invoice_id,
+        )
         db.commit()
     return get_invoice(services, _hex(row.invoice_id) or "")
 

@@ -35,7 +35,7 @@ const ERRORS_ZH = {
   duplicate_claim: "该票据已向此机构申请过报销，不能重复申请", invoice_not_found: "未找到您的这张票据",
   basic_first: "请先向基本医疗保险申请报销，待其支付或作出决定后再向其他机构申请",
   rate_limited: "查验过于频繁，请稍后再试", api_key_missing: "请填写接口密钥", api_key_invalid: "接口密钥无效",
-  reviewer_token_invalid: "令牌无效", reason_required: "驳回需要填写理由", image_missing: "请选择照片",
+  staff_token_invalid: "令牌无效", role_not_allowed: "此令牌无权进行该操作", not_your_payer: "只能处理本支付方的理赔", reason_required: "驳回需要填写理由", image_missing: "请选择照片",
   invalid_request: "填写的内容格式不正确", invalid_csv: "CSV 文件无法读取",
   not_in_review: "该报销不在审核中", invoice_voided: "该票据已作废",
   invalid_void_signature: "红冲签名无效：须由开票医院当前有效的密钥签名",

@@ -181,4 +181,4 @@ def test_register_needs_the_admin_token(server: str, capsys: pytest.CaptureFixtu
         ]
     )
     assert code == 1
-    assert "admin_token_invalid" in capsys.readouterr().err
+    assert "staff_token_invalid" in capsys.readouterr().err
