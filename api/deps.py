@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 
+from api.db import models
 from api.errors import ApiError
 from api.services import Services
 from api.staff import Role, Staff, staff_for_token
@@ -64,3 +66,42 @@ def staff_with(*roles: Role) -> Callable[[Staff], Staff]:
 
 StaffDep = Annotated[Staff, Depends(staff_member)]
 AdminDep = Annotated[Staff, Depends(staff_with("admin"))]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks to read an invoice: its issuing hospital (``X-API-Key``), staff, or a citizen
+    (a bearer token, of staff or of a citizen's session)."""
+
+    hospital: str | None = None
+    staff: Staff | None = None
+    citizen_hash: bytes | None = None
+
+    def may_read(self, invoice: models.Invoice) -> bool:
+        return (
+            self.staff is not None
+            or (self.hospital is not None and self.hospital == invoice.hospital)
+            or (self.citizen_hash is not None and self.citizen_hash == invoice.patient_id_hash)
+        )
+
+
+def invoice_reader(
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Reader:
+    """Whoever the headers name (401 when they name nobody): invoices are read by their
+    hospital, staff and their patient; to anyone else they do not exist (404)."""
+    from api.citizens import citizen_for_token
+    from api.hospitals import hospital_for_api_key
+
+    hospital = hospital_for_api_key(services, x_api_key) if x_api_key else None
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    staff = staff_for_token(services, token) if token else None
+    citizen = citizen_for_token(services, token) if token and staff is None else None
+    if hospital is None and staff is None and citizen is None:
+        raise ApiError(401, "not_authenticated", "send a hospital's X-API-Key or a bearer token")
+    return Reader(hospital, staff, citizen.id_number_hash if citizen else None)
+
+
+ReaderDep = Annotated[Reader, Depends(invoice_reader)]

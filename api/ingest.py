@@ -25,6 +25,7 @@ from api.crypto import PersonalData
 from api.db import models
 from api.observability import UPLOADED
 from api.registry import RegistryCache
+from api.staff import record
 from api.workers import WorkerPool
 from verifier.canonical import (
     Domain,
@@ -305,7 +306,7 @@ class IngestService:
             seen[prepared.invoice_id] = prepared.index
             accepted.append(prepared)
         if accepted:
-            self._store(result, accepted)
+            self._store(hospital, result, accepted)
         result.receipts.sort(key=lambda pair: pair[0])
         result.refusals.sort(key=lambda r: r.index)
         UPLOADED.labels("stored").inc(len(result.receipts))
@@ -327,7 +328,7 @@ class IngestService:
             return _refuse(p.index, p.reference, "signer_not_valid", "signature", reason)
         return None
 
-    def _store(self, result: BatchResult, accepted: list[_Prepared]) -> None:
+    def _store(self, hospital: str, result: BatchResult, accepted: list[_Prepared]) -> None:
         now = datetime.now(UTC)
         with self._sessions() as session:
             existing = self._existing(session, [p.invoice_id for p in accepted])
@@ -352,13 +353,21 @@ class IngestService:
                     )
             try:
                 self._insert(session, new, result.batch_id, now)
+                if new:
+                    record(
+                        session,
+                        f"hospital:{hospital}",
+                        "invoices_stored",
+                        result.batch_id,
+                        invoices=[p.reference for p in new],
+                    )
                 session.commit()
             except IntegrityError:
                 # A concurrent upload of one of these invoices won the race: redo it one by
                 # one so that each gets its own answer.
                 session.rollback()
                 for p in new:
-                    self._store(result, [p])
+                    self._store(hospital, result, [p])
                 return
         result.receipts.extend(
             (

@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.db import models
-from api.deps import HospitalDep, ServicesDep
+from api.deps import HospitalDep, Reader, ReaderDep, ServicesDep
 from api.errors import ApiError
 from api.ingest import receipt_of
 from api.invoice_store import invoice_key
 from api.services import Services
-from api.staff import log_change, record
+from api.staff import record
 from chain.model import InvoiceLeaf
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
@@ -96,15 +96,6 @@ def upload_batch(
 ) -> BatchResultPublic:
     """Validates, verifies and stores a batch; every item gets its own result."""
     result = services.ingest.upload(hospital, batch.items)
-    log_change(
-        services,
-        f"hospital:{hospital}",
-        "invoices_uploaded",
-        result.batch_id,
-        stored=sum(1 for _, r in result.receipts if not r.duplicate),
-        duplicates=sum(1 for _, r in result.receipts if r.duplicate),
-        refused=len(result.refusals),
-    )
     items = [
         ItemResult(
             index=i,
@@ -140,8 +131,9 @@ def upload_batch(
     )
 
 
-def find_invoice(services: Services, key: str) -> models.Invoice:
-    """An invoice by its id (0x + 64 hex) or reference (billcode-billnumber)."""
+def find_invoice(services: Services, key: str, reader: Reader | None = None) -> models.Invoice:
+    """An invoice by its id (0x + 64 hex) or reference (billcode-billnumber); when
+    ``reader`` is given, only one it may read (others get the same 404 as an unknown one)."""
     invoice_id = invoice_key(key)
     if invoice_id is None:
         raise ApiError(
@@ -151,15 +143,16 @@ def find_invoice(services: Services, key: str) -> models.Invoice:
         )
     with services.sessions() as db:
         row = db.get(models.Invoice, invoice_id)
-    if row is None:
+    if row is None or (reader is not None and not reader.may_read(row)):
         raise ApiError(404, "invoice_not_found", f"no invoice {key}")
     return row
 
 
 @router.get("/{key}", response_model=InvoicePublic)
-def get_invoice(services: ServicesDep, key: str) -> InvoicePublic:
-    """An invoice's status: pending, anchored (leaf index, checkpoint, transaction), voided."""
-    row = find_invoice(services, key)
+def get_invoice(services: ServicesDep, reader: ReaderDep, key: str) -> InvoicePublic:
+    """An invoice's status: pending, anchored (leaf index, checkpoint, transaction), voided.
+    For its hospital, staff and its patient."""
+    row = find_invoice(services, key, reader)
     tx = None
     if row.checkpoint_size is not None:
         with services.sessions() as db:
@@ -192,12 +185,13 @@ def get_invoice(services: ServicesDep, key: str) -> InvoicePublic:
 @router.get("/{key}/proof", response_model=InclusionProofPublic)
 def inclusion_proof(
     services: ServicesDep,
+    reader: ReaderDep,
     key: str,
     checkpoint: Annotated[int | None, Query(ge=1, le=2**64 - 1)] = None,
 ) -> InclusionProofPublic:
     """RFC 9162 inclusion proof of the invoice's leaf against an anchored checkpoint (the
     latest by default); check it against ``checkpointRoot(size)`` on chain."""
-    row = find_invoice(services, key)
+    row = find_invoice(services, key, reader)
     if row.leaf_index is None or row.checkpoint_size is None:
         raise ApiError(409, "invoice_not_anchored", "the invoice is not anchored yet; retry soon")
     with services.lock:
@@ -277,7 +271,7 @@ def void_invoice(
             red_invoice_id=request.red_invoice_id,
         )
         db.commit()
-    return get_invoice(services, _hex(row.invoice_id) or "")
+    return get_invoice(services, Reader(hospital=hospital), _hex(row.invoice_id) or "")
 
 
 @router.post(

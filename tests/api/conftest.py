@@ -116,6 +116,11 @@ class World:
         unsigned = {"invoice": invoice_json(n, hospital, pat, **changes), "patient": pat}
         return sign_item(unsigned, (signer or self.hospital.key).key, self.services.domain)
 
+    def read(self, path: str, **kwargs: Any) -> Any:
+        """A GET as the issuing hospital (invoices are read by their hospital, staff and
+        their patient)."""
+        return self.client.get(path, headers={"X-API-Key": self.hospital.api_key}, **kwargs)
+
     def upload(self, items: list[dict[str, Any]], api_key: str | None = None) -> dict[str, Any]:
         response = self.client.post(
             "/api/v1/invoices/batches",

@@ -155,7 +155,9 @@ def test_hospital_signs_and_uploads_json_and_csv(
 
     deadline = time.monotonic() + 30
     while True:
-        body = httpx.get(f"{server}/api/v1/invoices/33082025-0000000004").json()
+        body = httpx.get(
+            f"{server}/api/v1/invoices/33082025-0000000004", headers={"X-API-Key": api_key}
+        ).json()
         if body["status"] == "anchored" or time.monotonic() > deadline:
             break
         time.sleep(0.2)

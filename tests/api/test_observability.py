@@ -62,7 +62,7 @@ def test_metrics_count_what_happened(world: World) -> None:
     before = _metrics(world)
     world.upload([world.item(1), tampered(world.item(2), check_code="00000")])  # one refused
     world.services.anchoring.run_once(force=True)
-    qr = world.client.get(
+    qr = world.read(
         f"/api/v1/invoices/{world.item(1)['invoice']['bill_code']}-"
         f"{world.item(1)['invoice']['bill_number']}/qr"
     ).json()["payload"]
