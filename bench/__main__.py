@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import claims, decode, ingest, ledger, verify
+from bench import claims, decode, ingest, ledger, load, verify
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "verify": verify.run,
     "decode": decode.run,
     "claims": claims.run,
+    "load": load.run,
 }
 
 
