@@ -6,6 +6,7 @@ paid on chain. A tampered database row shows up as the first checkpoint whose ro
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,13 @@ class Reconciliation:
     anchored_size_on_chain: int = 0
     pending_invoices: int = 0
     checkpoint_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    changed_invoices: list[dict[str, Any]] = field(default_factory=list)
     payment_mismatches: list[dict[str, Any]] = field(default_factory=list)
     payments_checked: int = 0
 
     @property
     def consistent(self) -> bool:
-        return not self.checkpoint_mismatches and not self.payment_mismatches
+        return not (self.checkpoint_mismatches or self.payment_mismatches or self.changed_invoices)
 
     def as_json(self) -> dict[str, Any]:
         return {"consistent": self.consistent, **self.__dict__}
@@ -92,6 +94,8 @@ def reconcile(services: Services) -> Reconciliation:
                     "reason": "a leaf below this size differs from what was anchored",
                 }
             )
+    if result.checkpoint_mismatches:
+        result.changed_invoices = _changed_invoices(services, rows, events)
     for invoice_id, amount in paid.items():
         result.payments_checked += 1
         with services.lock:
@@ -105,3 +109,35 @@ def reconcile(services: Services) -> Reconciliation:
                 }
             )
     return result
+
+
+def _changed_invoices(
+    services: Services, rows: Sequence[Any], events: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Which invoices differ from what was anchored: the log's leaves up to the latest
+    checkpoint whose root the log reproduces (so the log is what the chain anchored there)
+    compared with the leaves recomputed from the database, and the leaves the database lost."""
+    with services.lock:
+        log = services.log
+        trusted = max(
+            (
+                e.args["size"]
+                for e in events
+                if e.args["size"] <= log.size and log.root(e.args["size"]) == e.args["root"]
+            ),
+            default=0,
+        )
+        anchored = log.entries(0, trusted)
+    mine = {r.leaf_index: r for r in rows}
+    changed = []
+    for index, (invoice_id, entry) in enumerate(anchored):
+        row = mine.get(index)
+        if row is None or row.invoice_id != invoice_id:
+            changed.append(
+                {"leaf_index": index, "invoice_id": "0x" + invoice_id.hex(), "change": "missing"}
+            )
+        elif InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total).entry() != entry:
+            changed.append(
+                {"leaf_index": index, "invoice_id": "0x" + invoice_id.hex(), "change": "altered"}
+            )
+    return changed

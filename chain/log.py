@@ -159,6 +159,13 @@ class MerkleLog:
             raise LogRangeError(index, self.size)
         return bytes(row[0])
 
+    def entries(self, lo: int, hi: int) -> list[tuple[bytes, bytes]]:
+        """(key, entry) of the leaves ``lo .. hi-1``, in order, in one read."""
+        rows = self._conn.execute(
+            "SELECT key, entry FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, hi)
+        ).fetchall()
+        return [(bytes(k), bytes(e)) for k, e in rows]
+
     def leaf_hash(self, index: int) -> bytes:
         """The leaf hash of leaf ``index``."""
         row = self._conn.execute(

@@ -312,6 +312,14 @@ def test_reconciliation_catches_a_tampered_database(demo: Demo) -> None:
     dirty = demo.client.get("/api/v1/audit/reconciliation", headers=auditor).json()
     assert not dirty["consistent"]
     assert dirty["checkpoint_mismatches"] and dirty["payment_mismatches"]
+    # Exactly the changed invoice is named, not just the checkpoints it falls under.
+    assert dirty["changed_invoices"] == [
+        {
+            "leaf_index": dirty["changed_invoices"][0]["leaf_index"],
+            "invoice_id": "0x" + key.hex(),
+            "change": "altered",
+        }
+    ]
     assert dirty["payment_mismatches"][0]["database_paid"] == (
         dirty["payment_mismatches"][0]["chain_paid"] + 5
     )
