@@ -76,8 +76,8 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def table(tmp_path: Path) -> Iterator[Table]:
-    with demo_world(tmp_path) as demo:
+def table(tmp_path: Path, database_url: str | None) -> Iterator[Table]:
+    with demo_world(tmp_path, database_url) as demo:
         yield Table(demo, tmp_path)
 
 

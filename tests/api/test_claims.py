@@ -72,14 +72,15 @@ class Demo:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    with demo_world(tmp_path) as world:
+def demo(tmp_path: Path, database_url: str | None) -> Iterator[Demo]:
+    """The demo world, on SQLite and on a real PostgreSQL (``database_url``)."""
+    with demo_world(tmp_path, database_url) as world:
         yield world
 
 
 @contextmanager
-def demo_world(tmp_path: Path) -> Iterator[Demo]:
-    settings = Settings(data_dir=tmp_path, anchor_interval_ms=0)
+def demo_world(tmp_path: Path, database_url: str | None = None) -> Iterator[Demo]:
+    settings = Settings(data_dir=tmp_path, anchor_interval_ms=0, database_url=database_url)
     services = open_services(settings)
     # The demo data as generated (issued in 2025), claimed in mid-January 2026: within the
     # 365-day deadline of the invoices used here.
