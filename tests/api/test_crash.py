@@ -4,12 +4,7 @@ exactly once (no loss, no second leaf, no second checkpoint of a size)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +13,7 @@ from sqlalchemy import func, select
 from api.db import models
 from api.services import open_services
 from api.settings import Settings
-from tests.conftest import ROOT
+from tests.api import killing
 
 WORKER = textwrap.dedent("""
     import hashlib, sys
@@ -59,31 +54,9 @@ WORKER = textwrap.dedent("""
 
 
 def run_and_kill(data: Path, start: int, acks_before_kill: int, delay: float) -> set[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(data), str(start)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acked: set[bytes] = set()
-    try:
-        assert proc.stdout is not None
-        for _ in range(acks_before_kill):
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else "worker died"
-            acked.update(bytes.fromhex(h) for h in line.split())
-        time.sleep(delay)  # somewhere in the next upload, drain or anchor
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    # Receipts printed before the kill but not yet read are acknowledged too.
-    assert proc.stdout is not None
-    for line in proc.stdout.read().splitlines():
-        acked.update(bytes.fromhex(h) for h in line.split())
-    return acked
+    """The invoice ids the worker acknowledged before it was killed."""
+    lines = killing.run_and_kill(WORKER, [str(data), str(start)], acks_before_kill, delay)
+    return {bytes.fromhex(h) for line in lines for h in line.split()}
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -5,12 +5,7 @@ every acknowledged claim is there, every approved claim is paid exactly once (on
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,7 +18,7 @@ from api.demo import seed_demo
 from api.reconcile import reconcile
 from api.services import open_services
 from api.settings import Settings
-from tests.conftest import ROOT
+from tests.api import killing
 
 WORKER = textwrap.dedent("""
     import sys
@@ -69,30 +64,9 @@ SETTINGS = {"anchor_interval_ms": 0}
 def _run_and_kill(
     data: Path, start: int, acks_before_kill: int, delay: float, *flags: str
 ) -> set[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(data), str(start), *flags],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acked: set[str] = set()
-    try:
-        assert proc.stdout is not None
-        for _ in range(acks_before_kill):
-            line = proc.stdout.readline()
-            if not line and flags:
-                break  # it killed itself, as asked
-            assert line, proc.stderr.read() if proc.stderr else "worker died"
-            acked.add(line.strip())
-        time.sleep(delay)  # somewhere in the next claim or settlement batch
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    assert proc.stdout is not None
-    acked.update(line.strip() for line in proc.stdout.read().splitlines() if line.strip())
-    return acked
+    """The claim references the worker acknowledged before it was killed (or died)."""
+    args = [str(data), str(start), *flags]
+    return set(killing.run_and_kill(WORKER, args, acks_before_kill, delay, may_die=bool(flags)))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
