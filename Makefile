@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP_STAMP := .venv/.stamp node_modules/.stamp
 
-.PHONY: setup run test lint typecheck unit bench contracts clean
+.PHONY: setup run test lint typecheck unit unit-postgresql bench contracts clean
 
 setup:
 	@scripts/setup.sh
@@ -10,7 +10,7 @@ setup:
 run: setup
 	$(PY) -m api.cli run --demo
 
-test: setup lint typecheck unit
+test: setup lint typecheck unit unit-postgresql
 
 lint:
 	.venv/bin/ruff check .
@@ -21,6 +21,11 @@ typecheck:
 
 unit:
 	$(PY) -m pytest -q
+
+# The tests that open the service, again with every database they do not name on a fresh
+# PostgreSQL database (tests/conftest.py); the pure packages have no database.
+unit-postgresql:
+	ZEROCLAIM_TEST_DATABASE=postgresql $(PY) -m pytest -q tests/api tests/web tests/test_bench_load.py
 
 bench: setup
 	$(PY) -m bench

@@ -179,3 +179,18 @@ def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerSe
     opened = open_ledger(make_config(request.param, tmp_path / "data", url))
     yield opened
     opened.close()
+
+
+@pytest.fixture(autouse=True)
+def _database_from_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ZEROCLAIM_TEST_DATABASE=postgresql`` (the second pass of ``make test``): every service
+    a test opens without naming its database, in process or in a subprocess, gets a fresh
+    PostgreSQL database instead of SQLite in its data directory."""
+    if os.environ.get("ZEROCLAIM_TEST_DATABASE") != "postgresql":
+        return
+    if request.node.path.parent.name in ("chain", "verifier", "claims"):
+        return  # no database there
+    server = request.getfixturevalue("postgres_server")
+    monkeypatch.setenv("ZEROCLAIM_DATABASE_URL", fresh_database(server))
