@@ -111,6 +111,11 @@ def seed_demo(
     ``end`` (default: yesterday) is the day the last invoice is moved to, so that a demo's
     invoices are recent enough to claim; the generator itself issues them in a fixed year.
     """
+    if services.settings.environment != "development":
+        raise ValueError(
+            "demo data only in development: its hospital keys are public and its citizens "
+            "share one known password"
+        )
     if services.log.size:
         return 0
     dataset = demo_data.generate(seed, preset)

@@ -112,3 +112,22 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         data_dir=tmp_path,
     )
     assert ok.ledger_config().kdf_iterations is None  # production keystores use scrypt
+
+
+def test_demo_data_is_refused_outside_development(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="production",
+        keystore_password=SecretStr("long-secret"),
+        hmac_key=SecretStr("k" * 40),
+        encryption_key=SecretStr("ab" * 32),
+        admin_token=SecretStr("a-real-admin-token"),
+        data_dir=tmp_path,
+    )
+    services = open_services(settings)
+    try:
+        with pytest.raises(ValueError, match="demo data only in development"):
+            seed_demo(services)
+        assert services.log.size == 0  # nothing of it was written
+        assert not (tmp_path / "demo-api-keys.json").exists()
+    finally:
+        services.close()
