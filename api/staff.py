@@ -74,6 +74,18 @@ def issue_token(services: Services, name: str, role: Role, payer: str | None) ->
     return token
 
 
+def revoke_token(services: Services, name: str, actor: str) -> bool:
+    """Revokes the staff token named ``name`` at once; False when there is none to revoke."""
+    with services.sessions() as db:
+        row = db.scalar(select(models.StaffToken).where(models.StaffToken.name == name))
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = datetime.now(UTC)
+        record(db, actor, "staff_token_revoked", name, role=row.role, payer=row.payer)
+        db.commit()
+    return True
+
+
 def staff_for_token(services: Services, token: str) -> Staff | None:
     """The member of staff a bearer token belongs to, or None."""
     admin = services.settings.admin_token.get_secret_value()
@@ -85,7 +97,7 @@ def staff_for_token(services: Services, token: str) -> Staff | None:
         row = db.scalar(
             select(models.StaffToken).where(models.StaffToken.token_hash == _digest(token))
         )
-    if row is None:
+    if row is None or row.revoked_at is not None:
         return None
     role: Role = "payer" if row.role == "payer" else "auditor"
     return Staff(role, row.name, row.payer)

@@ -289,6 +289,7 @@ class StaffToken(Base):
     role: Mapped[str] = mapped_column(String(16))  # payer | auditor
     payer: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import AdminDep, ServicesDep
 from api.errors import ApiError
 from api.hospitals import register_hospital
-from api.staff import issue_token, log_change
+from api.staff import issue_token, log_change, revoke_token
 from chain.model import HospitalLevel
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -89,3 +90,11 @@ def issue_staff_token(services: ServicesDep, admin: AdminDep, body: StaffRequest
     except IntegrityError:
         raise ApiError(409, "staff_exists", f"a token named {body.name!r} exists") from None
     return StaffIssued(name=body.name, role=body.role, payer=body.payer, token=token)
+
+
+@router.delete("/staff/{name}", status_code=204, response_class=Response)
+def revoke_staff_token(services: ServicesDep, admin: AdminDep, name: str) -> Response:
+    """Revokes a staff token at once (a reviewer who left, a token that leaked)."""
+    if not revoke_token(services, name, admin.actor):
+        raise ApiError(404, "staff_not_found", f"no live staff token named {name!r}")
+    return Response(status_code=204)

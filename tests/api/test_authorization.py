@@ -216,6 +216,12 @@ def _cases(t: Table) -> list[tuple[str, str, dict[str, Any], dict[str, int]]]:
             {"json": {"name": "audit-2", "role": "auditor"}},
             _row(401, 401, 401, 401, 401, 403, 403, 201),
         ),
+        (
+            "DELETE",
+            "/api/v1/admin/staff/nobody",  # no such token: the authority gets 404, no one else
+            {},
+            _row(401, 401, 401, 401, 401, 403, 403, 404),
+        ),
     ]
 
 
@@ -225,6 +231,7 @@ def _template(path: str, t: Table) -> str:
         .replace(t.claim_id, "{claim_id}")
         .replace("print.pdf", "print.{fmt}")
         .replace("lines/1/", "lines/{line_no}/")
+        .replace("staff/nobody", "staff/{name}")
     )
 
 
@@ -294,3 +301,17 @@ def test_the_audit_log_is_append_only_on_both_databases(world: World) -> None:
         assert [(e.actor, e.detail) for e in db.query(models.AuditEntry)] == [
             ("admin:authority", {"n": 1})
         ]
+
+
+def test_a_revoked_staff_token_stops_working_at_once(table: Table) -> None:
+    client, services = table.demo.client, table.demo.services
+    token = issue_token(services, "leaked-desk", "payer", "basic")
+    assert client.get("/api/v1/review/queue", headers=_bearer(token)).status_code == 200
+    admin = table.headers["admin"]
+    assert client.delete("/api/v1/admin/staff/leaked-desk", headers=admin).status_code == 204
+    refused = client.get("/api/v1/review/queue", headers=_bearer(token))
+    assert refused.status_code == 401
+    assert client.delete("/api/v1/admin/staff/leaked-desk", headers=admin).status_code == 404
+    with services.sessions() as db:
+        actions = [(e.actor, e.action, e.subject) for e in db.query(models.AuditEntry)]
+    assert ("admin:authority", "staff_token_revoked", "leaked-desk") in actions
