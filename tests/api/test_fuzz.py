@@ -4,6 +4,7 @@ matches it. Requests go in process through the ASGI app (no network)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from api.services import open_services
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api.conftest import World
+from tests.conftest import fresh_database
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
@@ -34,10 +36,19 @@ IDENTITIES: list[dict[str, str]] = []
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def api_schema(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
+    database_url = None  # SQLite; PostgreSQL in the second pass of `make test`
+    if os.environ.get("ZEROCLAIM_TEST_DATABASE") == "postgresql":
+        database_url = fresh_database(request.getfixturevalue("postgres_server"))
     settings = Settings(
-        data_dir=tmp, anchor_interval_ms=0, verify_per_minute=100_000, verify_burst=100_000
+        data_dir=tmp,
+        anchor_interval_ms=0,
+        verify_per_minute=100_000,
+        verify_burst=100_000,
+        database_url=database_url,
     )
     services = open_services(settings)
     seed_demo(services, end=date(2025, 1, 1))
