@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -150,8 +150,7 @@ class VerificationService:
         transaction (the caller commits)."""
         if not added:
             return
-        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(models.Verification)
+        statement = _insert(db)(models.Verification)
         db.execute(
             statement.on_conflict_do_update(
                 index_elements=[models.Verification.invoice_id],
@@ -180,9 +179,7 @@ class VerificationService:
     def _count(self, invoice_id: bytes) -> int:
         now = datetime.now(UTC)
         with self._services.sessions() as db:
-            dialect = db.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            statement = insert(models.Verification).values(
+            statement = _insert(db)(models.Verification).values(
                 invoice_id=invoice_id, count=1, last_at=now
             )
             count = db.scalar(
@@ -194,16 +191,10 @@ class VerificationService:
             db.commit()
             return int(count or 0)
 
-    def count_of(self, invoice_id: bytes) -> int:
-        with self._services.sessions() as db:
-            return int(
-                db.scalar(
-                    select(models.Verification.count).where(
-                        models.Verification.invoice_id == invoice_id
-                    )
-                )
-                or 0
-            )
+
+def _insert(db: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE (PostgreSQL and SQLite)."""
+    return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _outcome(verdict: Verdict) -> str:

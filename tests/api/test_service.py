@@ -93,6 +93,18 @@ def test_demo_seed_is_idempotent(tmp_path: Path) -> None:
         services.close()
 
 
+def _production(tmp_path: Path) -> Settings:
+    """Production settings with every secret set (none of the development defaults)."""
+    return Settings(
+        environment="production",
+        keystore_password=SecretStr("long-secret"),
+        hmac_key=SecretStr("k" * 40),
+        encryption_key=SecretStr("ab" * 32),
+        admin_token=SecretStr("a-real-admin-token"),
+        data_dir=tmp_path,
+    )
+
+
 def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="KEYSTORE_PASSWORD"):
         Settings(environment="production", data_dir=tmp_path)
@@ -103,26 +115,12 @@ def test_settings_refuse_development_secrets_in_production(tmp_path: Path) -> No
         Settings(
             environment="production", keystore_password=SecretStr("long-secret"), data_dir=tmp_path
         )
-    ok = Settings(
-        environment="production",
-        keystore_password=SecretStr("long-secret"),
-        hmac_key=SecretStr("k" * 40),
-        encryption_key=SecretStr("ab" * 32),
-        admin_token=SecretStr("a-real-admin-token"),
-        data_dir=tmp_path,
-    )
+    ok = _production(tmp_path)
     assert ok.ledger_config().kdf_iterations is None  # production keystores use scrypt
 
 
 def test_demo_data_is_refused_outside_development(tmp_path: Path) -> None:
-    settings = Settings(
-        environment="production",
-        keystore_password=SecretStr("long-secret"),
-        hmac_key=SecretStr("k" * 40),
-        encryption_key=SecretStr("ab" * 32),
-        admin_token=SecretStr("a-real-admin-token"),
-        data_dir=tmp_path,
-    )
+    settings = _production(tmp_path)
     services = open_services(settings)
     try:
         with pytest.raises(ValueError, match="demo data only in development"):
