@@ -40,9 +40,10 @@ fi
 
 npm_stamp=$(stamp_of package.json package-lock.json)
 if [[ ! -d node_modules || "$(cat node_modules/.stamp 2>/dev/null)" != "$npm_stamp" ]]; then
-  echo "setup: npm install (solc, OpenZeppelin, anvil: exact versions from package-lock.json)"
-  # Not `npm ci`: it refuses a lock file that lists anvil's binaries for other platforms
-  # as optional, which npm on Linux leaves unresolved.
-  npm install --no-audit --no-fund --loglevel=error
+  echo "setup: npm ci (solc, OpenZeppelin, anvil: exact versions from package-lock.json)"
+  # `npm ci` installs exactly the lock file and never writes it, so setup leaves the tracked
+  # tree as it was. The lock file lists anvil's binary for every platform (optional packages;
+  # npm installs only this machine's), as `npm install` writes it on any machine.
+  npm ci --no-audit --no-fund --loglevel=error
   stamp_of package.json package-lock.json > node_modules/.stamp
 fi
