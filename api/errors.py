@@ -1,10 +1,13 @@
 """Domain errors to HTTP, in one place, with stable machine-readable codes.
 
-Every error body is ``{"error": {"code": ..., "message": ..., ...details}}``.
+Every error body is ``{"error": {"code": ..., "message": ..., ...details}}``. A refusal that
+names ``retry_after_seconds`` (a rate limit's 429) also carries the ``Retry-After`` header, in
+whole seconds rounded up.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -50,7 +53,11 @@ def _body(code: str, message: str, **details: Any) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, **exc.details), status_code=exc.status)
+        wait = exc.details.get("retry_after_seconds")
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else None
+        return JSONResponse(
+            _body(exc.code, exc.message, **exc.details), status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(ledger_errors.LedgerError)
     async def _ledger_error(_: Request, exc: ledger_errors.LedgerError) -> JSONResponse:
