@@ -1,7 +1,10 @@
 """Reconciliation of the database against the chain, for auditors who do not trust either
 alone: the log is recomputed from the database's invoice rows and every checkpoint root on
-chain is compared with it; every payment the database records is compared with the amount
-paid on chain. A tampered database row shows up as the first checkpoint whose root differs."""
+chain is compared with it; payments are compared from both sides, every payment row of the
+database with what the chain paid that claim, and every ``InvoiceSettled`` event on chain with
+the database's payment of that claim, so a payment row deleted, changed or invented shows; and
+each invoice's paid amount on chain with the database's payments of it. A tampered database row
+shows up as the first checkpoint whose root differs."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class Reconciliation:
     changed_invoices: list[dict[str, Any]] = field(default_factory=list)
     payment_mismatches: list[dict[str, Any]] = field(default_factory=list)
     payments_checked: int = 0
+    payments_in_flight: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -56,13 +60,15 @@ def reconcile(services: Services) -> Reconciliation:
                 select(models.Invoice.invoice_id).where(models.Invoice.leaf_index.is_(None))
             ).all()
         )
-        paid: dict[bytes, int] = defaultdict(int)
-        for invoice_id, amount in db.execute(
-            select(models.Claim.invoice_id, models.Payment.amount_fen).join(
-                models.Payment, models.Payment.claim_id == models.Claim.id
-            )
-        ).all():
-            paid[invoice_id] += amount
+        claims = db.execute(
+            select(
+                models.Claim.invoice_id,
+                models.Claim.payer,
+                models.Claim.id,
+                models.Claim.state,
+                models.Payment.amount_fen,
+            ).outerjoin(models.Payment, models.Payment.claim_id == models.Claim.id)
+        ).all()
     entries = [InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total).entry() for r in rows]
     result.log_size_in_database = len(entries)
     levels = merkle.MerkleLevels(entries) if entries else None
@@ -96,19 +102,72 @@ def reconcile(services: Services) -> Reconciliation:
             )
     if result.checkpoint_mismatches:
         result.changed_invoices = _changed_invoices(services, rows, events)
-    for invoice_id, amount in paid.items():
+    _compare_payments(services, result, claims)
+    return result
+
+
+def _compare_payments(services: Services, result: Reconciliation, claims: Sequence[Any]) -> None:
+    """Payments from both sides, claim by claim (invoice and payer), then invoice by invoice.
+
+    A claim is compared when the database has its payment or the chain has settled it; the
+    claim is taken as paid in flight (listed, not a mismatch) when it is ``settling`` and the
+    chain paid it: settlement records the payment as soon as the transaction returns, and the
+    next settlement round does so after a crash."""
+    with services.lock:
+        events = services.session.ledger.events(name="InvoiceSettled")
+        payers = {account.address: name for name, account in services.session.payers.items()}
+    on_chain: dict[tuple[bytes, str], int] = defaultdict(int)
+    for event in events:
+        payer = payers.get(event.args["payer"], event.args["payer"])
+        on_chain[(event.args["invoice_id"], payer)] += event.args["amount"]
+    stored = {(c.invoice_id, c.payer): c for c in claims}
+    database_paid: dict[bytes, int] = defaultdict(int)
+    for key in sorted(set(on_chain) | {k for k, c in stored.items() if c.amount_fen is not None}):
+        invoice_id, payer = key
+        claim, chain_paid = stored.get(key), on_chain.get(key)
+        mine = claim.amount_fen if claim is not None else None
+        if mine is None and claim is not None and claim.state == "settling":
+            result.payments_in_flight.append(claim.id)
+            database_paid[invoice_id] += chain_paid or 0
+            continue
         result.payments_checked += 1
+        database_paid[invoice_id] += mine or 0
+        if mine == chain_paid:
+            continue
+        result.payment_mismatches.append(
+            {
+                "invoice_id": "0x" + invoice_id.hex(),
+                "claim_id": claim.id if claim is not None else None,
+                "payer": payer,
+                "database_paid": mine,
+                "chain_paid": chain_paid,
+                "reason": _why(claim is not None, mine, chain_paid),
+            }
+        )
+    for invoice_id, amount in sorted(database_paid.items()):
         with services.lock:
-            on_chain = services.session.ledger.claim_state(invoice_id).paid
-        if on_chain != amount:
+            paid = services.session.ledger.claim_state(invoice_id).paid
+        if paid != amount:
             result.payment_mismatches.append(
                 {
                     "invoice_id": "0x" + invoice_id.hex(),
+                    "claim_id": None,
+                    "payer": None,
                     "database_paid": amount,
-                    "chain_paid": on_chain,
+                    "chain_paid": paid,
+                    "reason": "the invoice's paid amount on chain differs from its payments",
                 }
             )
-    return result
+
+
+def _why(claimed: bool, database_paid: int | None, chain_paid: int | None) -> str:
+    if not claimed:
+        return "the chain paid a claim the database does not have"
+    if database_paid is None:
+        return "the chain paid this claim and the database has no payment of it"
+    if chain_paid is None:
+        return "the database has a payment the chain never made"
+    return "the database and the chain paid different amounts"
 
 
 def _changed_invoices(
