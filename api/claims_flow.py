@@ -360,6 +360,7 @@ class ClaimService:
                         invoice.record_hash,
                         invoice.hospital,
                         invoice.total,
+                        invoice.signature,
                     )
                     .join(invoice, invoice.invoice_id == claim.invoice_id)
                     .where(claim.state == "approved", claim.payer == payer)
@@ -379,6 +380,7 @@ class ClaimService:
                     r.id,
                     InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total),
                     r.amount_fen,
+                    r.signature,
                 )
                 for r in rows
             ]

@@ -12,21 +12,26 @@ import random
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from eth_account import Account
 
 from chain import merkle
 from chain.factory import LedgerConfig, open_ledger
 from chain.log import MerkleLog
-from chain.model import InvoiceLeaf
+from chain.model import HospitalLevel, InvoiceLeaf
 from chain.sequencer import Sequencer, SettlementRequest
 
 DEFAULT_BATCH = 1024
+HOSPITAL = "H33080200001"
+HOSPITAL_KEY = Account.from_key(hashlib.sha256(b"bench hospital key").digest())
 
 
 def _leaf(n: int) -> InvoiceLeaf:
     digest = hashlib.sha256(n.to_bytes(8, "big")).digest()
-    return InvoiceLeaf(digest, hashlib.sha256(digest).digest(), "H33080200001", 10_000 + n % 5000)
+    return InvoiceLeaf(digest, hashlib.sha256(digest).digest(), HOSPITAL, 10_000 + n % 5000)
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -81,6 +86,13 @@ def run(leaves: int = 1_000_000) -> dict[str, Any]:
         out["consistency_proof_ms_p99"] = round(_percentile(cons, 0.99) * 1000, 3)
 
         payer = session.payers["basic"]
+        session.ledger.register_hospital(
+            session.authority,
+            HOSPITAL,
+            HospitalLevel.TERTIARY,
+            HOSPITAL_KEY.address,
+            datetime(2025, 1, 1, tzinfo=UTC),
+        )
         anchored = sequencer.anchored()
         assert anchored is not None
         chosen = rng.sample(range(size), 601)
@@ -88,8 +100,10 @@ def run(leaves: int = 1_000_000) -> dict[str, Any]:
         for batch in (1, 100, 500):
             settlements = []
             for i in chosen[offset : offset + batch]:
+                leaf = all_leaves[i]
+                signature = session.ledger.sign_record(HOSPITAL_KEY, leaf.record_hash)
                 settlements.append(
-                    sequencer.prove(SettlementRequest("bench", all_leaves[i], 1), anchored)
+                    sequencer.prove(SettlementRequest("bench", leaf, 1, signature), anchored)
                 )
             offset += batch
             t = time.perf_counter()

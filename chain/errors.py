@@ -214,6 +214,22 @@ class UnauthorizedRelayer(ContractRevert):
     abi_fields = ("caller",)
 
 
+class InvalidInvoiceSignature(ContractRevert):
+    """Raised when a settlement's invoice signature recovers no key, or one that is no key of
+    the leaf's hospital."""
+
+    abi_name = "LedgerInvalidInvoiceSignature"
+    abi_fields = ("invoice_id", "hospital", "signer")
+
+
+class KeyRevokedBeforeAnchoring(ContractRevert):
+    """Raised when settling an invoice signed by a key whose revocation was recorded before
+    the invoice was first anchored (its leaf index is at or past the recorded log size)."""
+
+    abi_name = "LedgerKeyRevokedBeforeAnchoring"
+    abi_fields = ("invoice_id", "hospital", "signer")
+
+
 REVERT_CLASSES: dict[str, type[ContractRevert]] = {
     cls.abi_name: cls
     for cls in ContractRevert.__subclasses__()

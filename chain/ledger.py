@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -45,6 +46,9 @@ EIP712_DOMAIN_TYPE = [
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
+
+
+_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,8 @@ class Ledger:
     def revoke_hospital_key(
         self, admin: LocalAccount, code: str, key_index: int, revoked_at: datetime
     ) -> Receipt:
-        """Revokes a key from ``revoked_at`` on (may be backdated to a compromise)."""
+        """Revokes a key from ``revoked_at`` on (may be backdated to a compromise); the
+        contract records the anchored log size, after which no invoice of the key is paid."""
         return self.transact(
             admin,
             "revokeHospitalKey",
@@ -260,13 +265,16 @@ class Ledger:
             return None
         keys = []
         for index in range(key_count):
-            signer, valid_from, revoked_at = self.read("hospitalKey", raw, index)
+            signer, valid_from, revoked_at, recorded, log_size = self.read(
+                "hospitalKey", raw, index
+            )
             keys.append(
                 HospitalKey(
                     index,
                     signer,
                     from_timestamp(valid_from),
                     from_timestamp(revoked_at) if revoked_at else None,
+                    log_size if recorded else None,
                 )
             )
         return Hospital(code, HospitalLevel(level), tuple(keys))
@@ -330,7 +338,8 @@ class Ledger:
     def settle_batch(
         self, payer: LocalAccount, checkpoint_size: int, settlements: Sequence[Settlement]
     ) -> Receipt:
-        """Settles payments all-or-nothing; the first refused payment raises its error."""
+        """Settles payments all-or-nothing; the first refused payment raises its error
+        (``KeyRevokedBeforeAnchoring`` and ``InvalidInvoiceSignature`` among them)."""
         return self.transact(
             payer, "settleBatch", checkpoint_size, [s.as_abi() for s in settlements]
         )
@@ -371,6 +380,29 @@ class Ledger:
     def void_typed_data(self, invoice_id: bytes, red_invoice_id: bytes) -> dict[str, Any]:
         """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id``."""
         return void_typed_data(self.domain(), invoice_id, red_invoice_id)
+
+    def record_digest(self, record_hash: bytes) -> bytes:
+        """keccak256(0x1901 ‖ domainSeparator ‖ recordHash): the digest a hospital signs for
+        an invoice (``verifier.canonical.signing_digest``) and ``settleBatch`` recovers."""
+        separator = keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    keccak(text=_DOMAIN_TYPE),
+                    keccak(text=DOMAIN_NAME),
+                    keccak(text=DOMAIN_VERSION),
+                    self.backend.chain_id,
+                    self.address,
+                ],
+            )
+        )
+        return keccak(b"\x19\x01" + separator + record_hash)
+
+    def sign_record(self, hospital_key: LocalAccount, record_hash: bytes) -> bytes:
+        """Signs an invoice record hash with a hospital key (in tests and benchmarks; a real
+        hospital signs at its office, see ``api.hospital_client``)."""
+        signed = Account.unsafe_sign_hash(self.record_digest(record_hash), hospital_key.key)
+        return bytes(signed.signature)
 
     def sign_void(
         self, hospital_key: LocalAccount, invoice_id: bytes, red_invoice_id: bytes

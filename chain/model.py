@@ -56,16 +56,28 @@ def from_timestamp(seconds: int) -> datetime:
 
 @dataclass(frozen=True)
 class HospitalKey:
-    """One signing key of a hospital, valid in [valid_from, revoked_at)."""
+    """One signing key of a hospital, valid in [valid_from, revoked_at).
+
+    ``revoked_log_size`` is None unless the key was revoked (a compromise, not a rotation);
+    then it is the log size anchored when the revocation was recorded: an invoice of this key
+    at that leaf index or beyond was first anchored after it and is refused whatever its issue
+    time (a thief writes any issue time).
+    """
 
     index: int
     signer: str
     valid_from: datetime
     revoked_at: datetime | None
+    revoked_log_size: int | None = None
 
     def valid_at(self, moment: datetime) -> bool:
         """Whether a signature made at ``moment`` is judged valid under this key."""
         return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
+
+    def revoked_before(self, leaf_index: int) -> bool:
+        """Whether the leaf at ``leaf_index`` was first anchored after this key's recorded
+        revocation (the contract's ``LedgerKeyRevokedBeforeAnchoring``)."""
+        return self.revoked_log_size is not None and leaf_index >= self.revoked_log_size
 
 
 @dataclass(frozen=True)
@@ -127,15 +139,18 @@ class InvoiceLeaf:
 
 @dataclass(frozen=True)
 class Settlement:
-    """One payment in a settlement batch, proven against the batch's checkpoint."""
+    """One payment in a settlement batch, proven against the batch's checkpoint, with the
+    hospital's 65-byte EIP-712 signature of the invoice (the leaf's record hash is the signed
+    struct hash)."""
 
     leaf: InvoiceLeaf
     leaf_index: int
     proof: tuple[bytes, ...]
     amount: int  # fen
+    signature: bytes
 
     def as_abi(self) -> tuple[object, ...]:
-        return (self.leaf.as_abi(), self.leaf_index, list(self.proof), self.amount)
+        return (self.leaf.as_abi(), self.leaf_index, list(self.proof), self.amount, self.signature)
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,13 @@ class LogDiverged(LedgerError):
 
 @dataclass(frozen=True)
 class SettlementRequest:
-    """A payment to settle: ``reference`` is the caller's claim id, echoed in the outcome."""
+    """A payment to settle: ``reference`` is the caller's claim id, echoed in the outcome;
+    ``signature`` is the hospital's signature of the invoice, which the contract checks."""
 
     reference: str
     leaf: InvoiceLeaf
     amount: int  # fen
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ class Sequencer:
         index = self.log.index_of(request.leaf.invoice_id)
         assert index is not None
         proof = tuple(self.log.inclusion_proof(index, checkpoint.size))
-        return Settlement(request.leaf, index, proof, request.amount)
+        return Settlement(request.leaf, index, proof, request.amount, request.signature)
 
     @staticmethod
     def _culprit(batch: list[SettlementRequest], error: ContractRevert) -> int | None:

@@ -11,7 +11,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
  *
  * It keeps four things and nothing personal:
  * - the hospital registry: each hospital's level and the history of its signing keys, so that an
- *   invoice signature can be judged against the key that was valid when the invoice was issued;
+ *   invoice signature can be judged against the key that was valid when the invoice was issued,
+ *   and, for a key revoked as compromised, the log size anchored when that was recorded: an
+ *   invoice first anchored after it is never paid, whatever issue time its signer wrote;
  * - the checkpoints of the invoice log: (tree size, RFC 9162 root) pairs anchored by the
  *   sequencer, sizes only growing, every root readable by its size;
  * - per invoice, keyed by invoice id: voided or not, the payer holding a review lock, the
@@ -21,6 +23,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
  * A settlement proves its invoice with an inclusion proof against an anchored checkpoint, so the
  * contract knows the invoice total without trusting the caller, and refuses any payment that
  * would bring the cumulative paid amount above it: double dipping across payers is impossible.
+ * It carries the hospital's EIP-712 signature of the invoice too (the leaf's record hash is the
+ * signed struct hash), so a leaf signed by a stolen key and anchored after its revocation was
+ * recorded is refused even when the service's own checks were bypassed.
  */
 contract ZeroclaimLedger is AccessControl, EIP712 {
     // ----------------------------------------------------------------------------------------
@@ -53,11 +58,17 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     // Types
     // ----------------------------------------------------------------------------------------
 
-    /// @dev One signing key of a hospital; packed into one slot. revokedAt 0 means not revoked.
+    /// @dev One signing key of a hospital in two slots: the first is what signature checks read
+    /// (revokedAt 0 means not revoked), the second is read only for a key with a revokedAt.
+    /// revocationRecorded is set by {revokeHospitalKey} (a compromise), never by a rotation;
+    /// revokedLogSize is then the checkpoint size anchored when the revocation was recorded:
+    /// leaves at that index and beyond were first anchored after it.
     struct HospitalKey {
         address signer;
         uint48 validFrom;
         uint48 revokedAt;
+        uint64 revokedLogSize;
+        bool revocationRecorded;
     }
 
     struct Hospital {
@@ -86,12 +97,14 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     }
 
     /// @notice One payment of a settlement batch: the invoice leaf, its position and proof in
-    /// the checkpoint named by the batch, and the amount this payer pays (fen).
+    /// the checkpoint named by the batch, the amount this payer pays (fen), and the hospital's
+    /// 65-byte EIP-712 signature of the invoice (r, s, v over _hashTypedDataV4(recordHash)).
     struct Settlement {
         InvoiceLeaf leaf;
         uint64 leafIndex;
         bytes32[] proof;
         uint64 amount;
+        bytes signature;
     }
 
     // ----------------------------------------------------------------------------------------
@@ -118,6 +131,8 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     error LedgerInvoiceAlreadyPaid(bytes32 invoiceId, uint64 paid);
     error LedgerInvalidVoidSignature(bytes32 invoiceId, bytes32 hospital, address signer);
     error LedgerUnauthorizedRelayer(address caller);
+    error LedgerInvalidInvoiceSignature(bytes32 invoiceId, bytes32 hospital, address signer);
+    error LedgerKeyRevokedBeforeAnchoring(bytes32 invoiceId, bytes32 hospital, address signer);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -127,7 +142,9 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     event HospitalKeyRotated(
         bytes32 indexed hospital, uint256 keyIndex, address signer, uint48 validFrom
     );
-    event HospitalKeyRevoked(bytes32 indexed hospital, uint256 keyIndex, address signer, uint48 revokedAt);
+    event HospitalKeyRevoked(
+        bytes32 indexed hospital, uint256 keyIndex, address signer, uint48 revokedAt, uint64 revokedLogSize
+    );
     event PayerNumbered(address indexed payer, uint32 payerNumber);
     event CheckpointAnchored(uint64 indexed size, bytes32 root);
     event InvoiceLocked(bytes32 indexed invoiceId, address indexed payer);
@@ -174,7 +191,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         h.registered = true;
         h.level = level;
         h.keyCount = 1;
-        _hospitalKeys[hospital][0] = HospitalKey(signer, validFrom, 0);
+        _hospitalKeys[hospital][0] = HospitalKey(signer, validFrom, 0, 0, false);
         _grantRole(HOSPITAL_ROLE, signer);
         emit HospitalRegistered(hospital, level, signer, validFrom);
     }
@@ -196,7 +213,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         HospitalKey storage old = _hospitalKeys[hospital][current];
         if (validFrom <= old.validFrom) revert LedgerKeyNotNewer(hospital, validFrom, old.validFrom);
         if (old.revokedAt == 0 || old.revokedAt > validFrom) old.revokedAt = validFrom;
-        _hospitalKeys[hospital][current + 1] = HospitalKey(signer, validFrom, 0);
+        _hospitalKeys[hospital][current + 1] = HospitalKey(signer, validFrom, 0, 0, false);
         h.keyCount = uint32(current + 2);
         _grantRole(HOSPITAL_ROLE, signer);
         emit HospitalKeyRotated(hospital, current + 1, signer, validFrom);
@@ -205,8 +222,13 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     /**
      * @notice Revokes a key from `revokedAt` on (a compromise may be backdated, not before the
      * key's validFrom): signatures on invoices issued at or after that moment are invalid.
+     * The revocation is recorded with the latest anchored checkpoint size: an invoice signed by
+     * this key whose leaf index is at or past it (first anchored after now) is refused by
+     * {settleBatch} whatever its issue time, since a thief chooses the issue time. A second
+     * revocation of the same key keeps the first recorded size.
      * Requirements: caller is ADMIN; hospital and key exist; validFrom <= revokedAt.
-     * Emits {HospitalKeyRevoked}; revokes HOSPITAL_ROLE from the signer.
+     * Emits {HospitalKeyRevoked} with the recorded log size; revokes HOSPITAL_ROLE from the
+     * signer.
      */
     function revokeHospitalKey(bytes32 hospital, uint256 keyIndex, uint48 revokedAt)
         external
@@ -217,8 +239,12 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         HospitalKey storage key = _hospitalKeys[hospital][keyIndex];
         if (revokedAt < key.validFrom) revert LedgerInvalidRevocationTime(hospital, keyIndex, revokedAt);
         key.revokedAt = revokedAt;
+        if (!key.revocationRecorded) {
+            key.revocationRecorded = true;
+            key.revokedLogSize = _latestCheckpointSize;
+        }
         _revokeRole(HOSPITAL_ROLE, key.signer);
-        emit HospitalKeyRevoked(hospital, keyIndex, key.signer, revokedAt);
+        emit HospitalKeyRevoked(hospital, keyIndex, key.signer, revokedAt, key.revokedLogSize);
     }
 
     /// @notice The hospital's registration: registered, level and number of keys.
@@ -227,14 +253,15 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         return (h.registered, h.level, h.keyCount);
     }
 
-    /// @notice One key of a hospital by index (0 is the first registered).
+    /// @notice One key of a hospital by index (0 is the first registered). revocationRecorded
+    /// and revokedLogSize: whether {revokeHospitalKey} revoked it, and the anchored log size then.
     function hospitalKey(bytes32 hospital, uint256 keyIndex)
         external
         view
-        returns (address signer, uint48 validFrom, uint48 revokedAt)
+        returns (address signer, uint48 validFrom, uint48 revokedAt, bool revocationRecorded, uint64 revokedLogSize)
     {
         HospitalKey storage key = _hospitalKeys[hospital][keyIndex];
-        return (key.signer, key.validFrom, key.revokedAt);
+        return (key.signer, key.validFrom, key.revokedAt, key.revocationRecorded, key.revokedLogSize);
     }
 
     /// @notice Whether `signer` was a valid key of `hospital` at time `at` (seconds).
@@ -348,7 +375,8 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
      * @notice Settles a batch of payments by the caller, all or nothing, each proven against
      * the checkpoint of size `checkpointSize`. A payment releases the caller's own lock.
      * Requirements: caller is PAYER; batch not empty; checkpoint anchored; for each payment a
-     * valid inclusion proof, a record hash equal to the one bound earlier, the invoice not
+     * valid inclusion proof, a signature of the record by a key of the leaf's hospital (see
+     * {_requireSignedByHospital}), a record hash equal to the one bound earlier, the invoice not
      * voided, not locked by another payer, amount not zero, and the cumulative paid amount not
      * above the invoice total.
      * Emits {InvoiceSettled} per payment.
@@ -361,6 +389,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
             Settlement calldata s = settlements[i];
             bytes32 invoiceId = s.leaf.invoiceId;
             _requireIncluded(s.leaf, s.leafIndex, s.proof, checkpointSize, root);
+            _requireSignedByHospital(s.leaf, s.leafIndex, s.signature);
             ClaimState memory c = _claims[invoiceId];
             _bindRecord(c, invoiceId, s.leaf.recordHash);
             if (c.voided) revert LedgerInvoiceVoided(invoiceId);
@@ -420,6 +449,33 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     function _requireHospital(bytes32 hospital) private view returns (Hospital storage h) {
         h = _hospitals[hospital];
         if (!h.registered) revert LedgerUnknownHospital(hospital);
+    }
+
+    /// @dev Reverts unless `signature` over the invoice digest _hashTypedDataV4(recordHash) was
+    /// made by a key of the leaf's hospital, none of whose keys with that signer had its
+    /// revocation recorded at a log size at or below `leafIndex`: a leaf at index >=
+    /// revokedLogSize was first anchored after the revocation, so its issue time, chosen by
+    /// whoever held the key, proves nothing. Keys are read newest first, the second slot only
+    /// for a key of this signer with a revokedAt. The issue time itself is judged off chain
+    /// (upload, verification), as the leaf carries only its hash.
+    function _requireSignedByHospital(InvoiceLeaf calldata leaf, uint64 leafIndex, bytes calldata signature)
+        private
+        view
+    {
+        bytes32 hospital = leaf.hospital;
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashTypedDataV4(leaf.recordHash), signature);
+        if (err != ECDSA.RecoverError.NoError) revert LedgerInvalidInvoiceSignature(leaf.invoiceId, hospital, signer);
+        mapping(uint256 keyIndex => HospitalKey) storage keys = _hospitalKeys[hospital];
+        bool found = false;
+        for (uint256 i = _hospitals[hospital].keyCount; i > 0; --i) {
+            HospitalKey storage key = keys[i - 1];
+            if (key.signer != signer) continue;
+            found = true;
+            if (key.revokedAt != 0 && key.revocationRecorded && leafIndex >= key.revokedLogSize) {
+                revert LedgerKeyRevokedBeforeAnchoring(leaf.invoiceId, hospital, signer);
+            }
+        }
+        if (!found) revert LedgerInvalidInvoiceSignature(leaf.invoiceId, hospital, signer);
     }
 
     function _checkpointRootOrRevert(uint64 size) private view returns (bytes32 root) {

@@ -61,13 +61,20 @@ class World:
         leaf: InvoiceLeaf | None = None,
         proof: list[bytes] | None = None,
         index: int | None = None,
+        signer: LocalAccount | None = None,
     ) -> Settlement:
+        leaf = leaf or self.leaves[i]
         return Settlement(
-            leaf or self.leaves[i],
+            leaf,
             i if index is None else index,
             tuple(merkle.inclusion_proof(self.entries, i) if proof is None else proof),
             amount,
+            self.sign(leaf, signer),
         )
+
+    def sign(self, leaf: InvoiceLeaf, signer: LocalAccount | None = None) -> bytes:
+        """The hospital's invoice signature of a leaf (by its first key unless told)."""
+        return self.ledger.sign_record(signer or self.hospital_key, leaf.record_hash)
 
     def new_events(self, name: str | None = None) -> list[Any]:
         return self.ledger.events(self.block + 1, name=name)
@@ -418,7 +425,7 @@ def _cut_batch(world: World, indexes: list[int], amount: int = 10) -> list[Settl
     whole = [world.settlement(i, amount) for i in indexes]
     cut = merkle.cut_shared_proofs(world.size, [(s.leaf_index, s.proof) for s in whole])
     return [
-        Settlement(s.leaf, s.leaf_index, tuple(p), s.amount)
+        Settlement(s.leaf, s.leaf_index, tuple(p), s.amount, s.signature)
         for s, p in zip(whole, cut, strict=True)
     ]
 
@@ -461,13 +468,16 @@ def test_a_cut_proof_that_meets_a_proven_node_must_agree_with_it(
     assert second.proof  # 3 meets 2 one level up: its sibling (leaf 2) is still sent
     leaf = world.leaves[3]
     forged = {
-        "forged sibling": Settlement(leaf, 3, (b"\x09" * 32, *second.proof[1:]), 10),
-        "other leaf": Settlement(world.leaves[4], 3, second.proof, 10),
+        "forged sibling": Settlement(
+            leaf, 3, (b"\x09" * 32, *second.proof[1:]), 10, world.sign(leaf)
+        ),
+        "other leaf": Settlement(world.leaves[4], 3, second.proof, 10, world.sign(world.leaves[4])),
         "inflated total": Settlement(
             InvoiceLeaf(leaf.invoice_id, leaf.record_hash, leaf.hospital, leaf.total * 10),
             3,
             second.proof,
             10,
+            world.sign(leaf),
         ),
     }[tampering]
     expect_revert(
@@ -506,14 +516,30 @@ def test_same_invoice_id_with_another_record_cannot_be_paid_twice(world: World) 
     world.ledger.settle_batch(
         world.basic,
         size,
-        [Settlement(original, 0, tuple(merkle.inclusion_proof(entries, 0)), original.total)],
+        [
+            Settlement(
+                original,
+                0,
+                tuple(merkle.inclusion_proof(entries, 0)),
+                original.total,
+                world.sign(original),
+            )
+        ],
     )
     expect_revert(
         errors.RecordMismatch,
         lambda: world.ledger.settle_batch(
             world.commercial,
             size,
-            [Settlement(twin, size - 1, tuple(merkle.inclusion_proof(entries, size - 1)), 1)],
+            [
+                Settlement(
+                    twin,
+                    size - 1,
+                    tuple(merkle.inclusion_proof(entries, size - 1)),
+                    1,
+                    world.sign(twin),
+                )
+            ],
         ),
         invoice_id=original.invoice_id,
         bound_tag=original.record_hash[:19],

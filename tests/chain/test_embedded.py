@@ -33,7 +33,8 @@ WORKER = textwrap.dedent("""
     entries = [leaf.entry() for leaf in leaves]
     s.ledger.anchor_checkpoint(s.sequencer, Checkpoint(5, merkle.root_hash(entries)))
     receipt = s.ledger.settle_batch(s.payers["basic"], 5, [
-        Settlement(leaves[2], 2, tuple(merkle.inclusion_proof(entries, 2)), 120)])
+        Settlement(leaves[2], 2, tuple(merkle.inclusion_proof(entries, 2)), 120,
+                   s.ledger.sign_record(key, leaves[2].record_hash))])
     print(json.dumps({"contract": s.ledger.address, "tx": receipt.tx_hash.hex(),
                       "root": merkle.root_hash(entries).hex(),
                       "block": s.backend.block_number(),

@@ -3,20 +3,45 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from chain import errors
 from chain.factory import LedgerSession
 from chain.log import MerkleLog
-from chain.model import Checkpoint, InvoiceLeaf
+from chain.model import Checkpoint, HospitalLevel, InvoiceLeaf
 from chain.sequencer import LogDiverged, Sequencer, SettlementRequest
 
 
 def leaf(n: int, total: int = 1_000) -> InvoiceLeaf:
     return InvoiceLeaf(
         hashlib.sha256(b"inv%d" % n).digest(), hashlib.sha256(b"rec%d" % n).digest(), "H1", total
+    )
+
+
+HOSPITAL_KEY = Account.from_key(hashlib.sha256(b"H1 signing key").digest())
+
+
+def register_h1(session: LedgerSession) -> None:
+    """Registers the hospital of :func:`leaf`, whose key signs the settlements' invoices."""
+    session.ledger.register_hospital(
+        session.authority,
+        "H1",
+        HospitalLevel.PRIMARY,
+        HOSPITAL_KEY.address,
+        datetime(2025, 1, 1, tzinfo=UTC),
+    )
+
+
+def request(
+    session: LedgerSession, reference: str, x: InvoiceLeaf, amount: int
+) -> SettlementRequest:
+    """A settlement request with the hospital's signature of the invoice."""
+    return SettlementRequest(
+        reference, x, amount, session.ledger.sign_record(HOSPITAL_KEY, x.record_hash)
     )
 
 
@@ -104,11 +129,12 @@ def test_a_log_that_lost_leaves_or_diverged_is_refused(
 def test_settle_reports_each_refusal_and_settles_the_rest(
     session: LedgerSession, log: MerkleLog
 ) -> None:
+    register_h1(session)
     seq = Sequencer(log, session.ledger, session.sequencer, settle_batch_size=3)
     leaves = [leaf(i, total=1_000) for i in range(7)]
     seq.append(leaves)  # not anchored yet: settle anchors first
     requests = [
-        SettlementRequest(f"claim-{i}", x, 1_500 if i in (1, 5) else 600)
+        request(session, f"claim-{i}", x, 1_500 if i in (1, 5) else 600)
         for i, x in enumerate(leaves)
     ]
     outcomes = seq.settle(session.payers["basic"], requests)
@@ -127,16 +153,17 @@ def test_settle_reports_each_refusal_and_settles_the_rest(
 
 
 def test_payers_in_chain_never_pay_above_the_total(session: LedgerSession, log: MerkleLog) -> None:
+    register_h1(session)
     seq = Sequencer(log, session.ledger, session.sequencer)
     x = leaf(1, total=10_000)
     seq.append([x])
     basic, commercial = session.payers["basic"], session.payers["commercial"]
-    assert seq.settle(basic, [SettlementRequest("b", x, 7_000)])[0].settled
-    (greedy,) = seq.settle(commercial, [SettlementRequest("c1", x, 10_000)])
+    assert seq.settle(basic, [request(session, "b", x, 7_000)])[0].settled
+    (greedy,) = seq.settle(commercial, [request(session, "c1", x, 10_000)])
     assert isinstance(greedy.error, errors.PaidAboveTotal) and greedy.error.paid == 7_000
-    assert seq.settle(commercial, [SettlementRequest("c2", x, 3_000)])[0].settled
+    assert seq.settle(commercial, [request(session, "c2", x, 3_000)])[0].settled
     # The same invoice twice in one call goes in two batches; the second is over the cap.
-    again = seq.settle(basic, [SettlementRequest("d1", x, 1), SettlementRequest("d2", x, 1)])
+    again = seq.settle(basic, [request(session, "d1", x, 1), request(session, "d2", x, 1)])
     assert [o.settled for o in again] == [False, False]
     assert session.ledger.claim_state(x.invoice_id).paid == 10_000
 
@@ -146,4 +173,4 @@ def test_settling_an_invoice_not_in_the_log_is_refused(
 ) -> None:
     seq = Sequencer(log, session.ledger, session.sequencer)
     with pytest.raises(errors.LedgerError, match="not in the log"):
-        seq.settle(session.payers["basic"], [SettlementRequest("ghost", leaf(404), 1)])
+        seq.settle(session.payers["basic"], [request(session, "ghost", leaf(404), 1)])
