@@ -217,7 +217,7 @@ def test_payers_in_chain_never_pay_above_the_total(demo: Demo) -> None:
     leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
     (outcome,) = demo.services.sequencer.settle(
         demo.services.session.payers["assistance"],
-        [SettlementRequest("direct", leaf, total - paid + 1)],
+        [SettlementRequest("direct", leaf, total - paid + 1, row.signature)],
     )
     assert isinstance(outcome.error, errors.PaidAboveTotal)
     assert demo.paid_on_chain(BIG_INPATIENT) == paid
