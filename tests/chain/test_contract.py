@@ -547,6 +547,148 @@ def test_same_invoice_id_with_another_record_cannot_be_paid_twice(world: World) 
     )
 
 
+# -- the invoice signature and stolen keys -----------------------------------------------------
+
+
+def _extend(world: World, leaves: list[InvoiceLeaf]) -> None:
+    """Appends leaves to the world's log and anchors the longer log."""
+    world.leaves = [*world.leaves, *leaves]
+    world.entries = [leaf.entry() for leaf in world.leaves]
+    world.size = len(world.leaves)
+    world.ledger.anchor_checkpoint(
+        world.seq, Checkpoint(world.size, merkle.root_hash(world.entries))
+    )
+
+
+def test_revocation_records_the_anchored_log_size(world: World) -> None:
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=3))
+    (event,) = world.new_events("HospitalKeyRevoked")
+    assert event.args["revoked_log_size"] == world.size == 7
+    hospital = world.ledger.hospital(HOSPITAL)
+    assert hospital is not None and hospital.keys[0].revoked_log_size == 7
+    # A second revocation (moved earlier) keeps the size recorded first.
+    _extend(world, [invoice(50)])
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=1))
+    event = world.new_events("HospitalKeyRevoked")[-1]
+    assert event.args["revoked_log_size"] == 7
+    assert event.args["revoked_at"] == int((T0 + timedelta(days=1)).timestamp())
+
+
+def test_a_stolen_key_is_not_paid_for_an_invoice_anchored_after_its_revocation(
+    world: World,
+) -> None:
+    # The thief signs a new invoice; the authority revokes the key, backdated; the invoice,
+    # whatever issue time it claims, is first anchored after the revocation was recorded.
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=3))
+    stolen = invoice(60, total=42_000)
+    _extend(world, [stolen])
+    expect_revert(
+        errors.KeyRevokedBeforeAnchoring,
+        lambda: world.ledger.settle_batch(
+            world.basic, world.size, [world.settlement(world.size - 1, 42_000)]
+        ),
+        invoice_id=stolen.invoice_id,
+        hospital=HOSPITAL.encode().ljust(32, b"\0"),
+        signer=world.hospital_key.address,
+    )
+    assert world.ledger.claim_state(stolen.invoice_id).paid == 0
+    # An invoice of the same key anchored before the revocation is still paid.
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(0, 1_000)])
+    assert world.ledger.claim_state(world.leaves[0].invoice_id).paid == 1_000
+    assert [e.args["invoice_id"] for e in world.new_events("InvoiceSettled")] == [
+        world.leaves[0].invoice_id
+    ]
+
+
+def test_the_leaf_at_the_recorded_size_is_refused_and_the_one_before_is_paid(
+    world: World,
+) -> None:
+    # Leaves 0..6 were anchored; size 7 is recorded: index 6 is before, index 7 is at it.
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=3))
+    _extend(world, [invoice(70), invoice(71)])
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(6, 1)])
+    for index in (7, 8):
+        expect_revert(
+            errors.KeyRevokedBeforeAnchoring,
+            lambda i=index: world.ledger.settle_batch(
+                world.basic, world.size, [world.settlement(i, 1)]
+            ),
+            invoice_id=world.leaves[index].invoice_id,
+        )
+
+
+def test_a_rotated_key_is_still_paid_for_invoices_anchored_after_the_rotation(
+    world: World,
+) -> None:
+    new_key = Account.create()
+    world.ledger.rotate_hospital_key(
+        world.admin, HOSPITAL, new_key.address, T0 + timedelta(days=30)
+    )
+    hospital = world.ledger.hospital(HOSPITAL)
+    assert hospital is not None and [k.revoked_log_size for k in hospital.keys] == [None, None]
+    # An invoice issued before the rotation, uploaded late, and one of the new key.
+    _extend(world, [invoice(80), invoice(81)])
+    world.ledger.settle_batch(
+        world.basic,
+        world.size,
+        [world.settlement(7, 5), world.settlement(8, 5, signer=new_key)],
+    )
+    assert len(world.new_events("InvoiceSettled")) == 2
+    # A compromise found after the rotation: revoking the rotated key records the size.
+    world.ledger.revoke_hospital_key(world.admin, HOSPITAL, 0, T0 + timedelta(days=10))
+    _extend(world, [invoice(82)])
+    expect_revert(
+        errors.KeyRevokedBeforeAnchoring,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [world.settlement(9, 5)]),
+        signer=world.hospital_key.address,
+    )
+    world.ledger.settle_batch(world.basic, world.size, [world.settlement(7, 5)])
+
+
+def test_settlement_needs_the_invoice_signature_of_a_key_of_its_hospital(
+    world: World,
+) -> None:
+    other_key = Account.create()
+    world.ledger.register_hospital(world.admin, "H2", HospitalLevel.PRIMARY, other_key.address, T0)
+    leaf = world.leaves[0]
+    hospital = HOSPITAL.encode().ljust(32, b"\0")
+    cases = {
+        "a stranger's key": (world.sign(leaf, world.stranger), world.stranger.address),
+        "another hospital's key": (world.sign(leaf, other_key), other_key.address),
+        "another invoice's signature": (world.sign(world.leaves[1]), None),
+        "malformed signature": (b"\x01" * 64, "0x" + "00" * 20),
+    }
+    for name, (signature, signer) in cases.items():
+        bad = Settlement(leaf, 0, tuple(merkle.inclusion_proof(world.entries, 0)), 10, signature)
+        error = expect_revert(
+            errors.InvalidInvoiceSignature,
+            lambda b=bad: world.ledger.settle_batch(world.basic, world.size, [b]),
+            invoice_id=leaf.invoice_id,
+            hospital=hospital,
+        )
+        assert signer is None or error.signer == signer, name  # type: ignore[attr-defined]
+        assert error.signer != world.hospital_key.address, name  # type: ignore[attr-defined]
+    assert world.new_events("InvoiceSettled") == []
+
+
+def test_a_high_s_copy_of_the_invoice_signature_is_refused(world: World) -> None:
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    good = world.settlement(0, 10)
+    r, s_value, v = (
+        good.signature[:32],
+        int.from_bytes(good.signature[32:64], "big"),
+        good.signature[64],
+    )
+    malleated = r + (n - s_value).to_bytes(32, "big") + bytes([55 - v])
+    bad = Settlement(good.leaf, 0, good.proof, 10, malleated)
+    expect_revert(
+        errors.InvalidInvoiceSignature,
+        lambda: world.ledger.settle_batch(world.basic, world.size, [bad]),
+        invoice_id=good.leaf.invoice_id,
+    )
+    world.ledger.settle_batch(world.basic, world.size, [good])
+
+
 # -- locks ------------------------------------------------------------------------------------
 
 
