@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, cast
@@ -37,12 +38,30 @@ def authenticated_hospital(
 
 HospitalDep = Annotated[str, Depends(authenticated_hospital)]
 
+# RFC 6750 section 2.1: the scheme (case-insensitive, RFC 7235), one space, a token68.
+_BEARER = re.compile(r"bearer ([A-Za-z0-9._~+/-]+=*)", re.IGNORECASE)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, None without the header.
+
+    Anything else (a bare token, another scheme, two spaces) is refused with 401
+    ``authorization_not_bearer`` rather than read as a token."""
+    if authorization is None:
+        return None
+    match = _BEARER.fullmatch(authorization)
+    if match is None:
+        raise ApiError(
+            401, "authorization_not_bearer", "send the token as Authorization: Bearer <token>"
+        )
+    return match.group(1)
+
 
 def staff_member(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> Staff:
     """The member of staff whose bearer token is in ``Authorization`` (401 otherwise)."""
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = bearer_token(authorization)
     staff = staff_for_token(services, given) if given else None
     if staff is None:
         raise ApiError(
@@ -96,7 +115,7 @@ def invoice_reader(
     from api.hospitals import hospital_for_api_key
 
     hospital = hospital_for_api_key(services, x_api_key) if x_api_key else None
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    token = bearer_token(authorization)
     staff = staff_for_token(services, token) if token else None
     citizen = citizen_for_token(services, token) if token and staff is None else None
     if hospital is None and staff is None and citizen is None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api import citizens
 from api.db import models
-from api.deps import ServicesDep
+from api.deps import ServicesDep, bearer_token
 from api.errors import ApiError
 
 router = APIRouter(prefix="/citizens", tags=["citizens"])
@@ -31,7 +31,7 @@ class SessionPublic(BaseModel):
 def current_citizen(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> models.Citizen:
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    token = bearer_token(authorization)
     citizen = citizens.citizen_for_token(services, token) if token else None
     if citizen is None:
         raise ApiError(401, "not_signed_in", "sign in first (POST /api/v1/citizens/session)")

@@ -233,10 +233,11 @@ def void_invoice(
     services: ServicesDep, hospital: HospitalDep, key: str, request: VoidRequest
 ) -> InvoicePublic:
     """Red-letter reversal (红冲): relays the hospital's EIP-712 signature of
-    VoidInvoice(invoiceId, redInvoiceId) to the ledger. Refused once anything was paid."""
+    VoidInvoice(invoiceId, redInvoiceId) to the ledger. Refused once anything was paid; another
+    hospital's invoice does not exist for the caller (404, exactly as when reading it)."""
     row = find_invoice(services, key)
     if row.hospital != hospital:
-        raise ApiError(403, "wrong_hospital", "only the issuing hospital can void an invoice")
+        raise ApiError(404, "invoice_not_found", f"no invoice {key}")
     if row.voided_by is not None:
         raise ApiError(409, "invoice_voided", "the invoice is voided already")
     if row.leaf_index is None:

@@ -128,7 +128,7 @@ def _cases(t: Table) -> list[tuple[str, str, dict[str, Any], dict[str, int]]]:
             "POST",
             f"/api/v1/invoices/{ref}/void",
             {"json": {"red_invoice_id": "0x" + "05" * 32, "signature": "0x" + "11" * 65}},
-            _row(401, 401, 401, 409, 403, 401, 401, 401),  # 409: paid invoices are never voided
+            _row(401, 401, 401, 409, 404, 401, 401, 401),  # 409: paid invoices are never voided
         ),
         (
             "POST",
@@ -315,3 +315,31 @@ def test_a_revoked_staff_token_stops_working_at_once(table: Table) -> None:
     with services.sessions() as db:
         actions = [(e.actor, e.action, e.subject) for e in db.query(models.AuditEntry)]
     assert ("admin:authority", "staff_token_revoked", "leaked-desk") in actions
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        ("admin", "GET", "/api/v1/audit/stats"),
+        ("payer", "GET", "/api/v1/review/queue"),
+        ("citizen", "GET", "/api/v1/citizens/me/invoices"),
+        ("citizen", "GET", "/api/v1/invoices/{ref}"),
+        ("admin", "GET", "/api/v1/invoices/{ref}"),
+    ],
+)
+def test_only_a_bearer_authorization_is_a_token(
+    table: Table, role: str, method: str, path: str
+) -> None:
+    """``Authorization: Bearer <token>``, the scheme in any case (RFC 7235), one space; a bare
+    token, another scheme or stray spaces are refused with 401 and a code that says so."""
+    token = table.headers[role]["Authorization"].removeprefix("Bearer ")
+    url = path.format(ref=table.ref)
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        answer = table.demo.client.request(
+            method, url, headers={"Authorization": f"{scheme} {token}"}
+        )
+        assert answer.status_code == 200, (scheme, answer.text)
+    for header in (token, f"Token {token}", f"Bearer  {token}", f"Bearer{token}", "Bearer "):
+        refused = table.demo.client.request(method, url, headers={"Authorization": header})
+        assert refused.status_code == 401, (header, refused.text)
+        assert refused.json()["error"]["code"] == "authorization_not_bearer", header
