@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -41,3 +43,58 @@ def run_and_kill(
     assert proc.stdout is not None
     printed += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
     return printed
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, their children...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (parent := _parent_of(int(entry.name))) is not None:
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {p for p in found if alive(p)}
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> float:
+    """Polls ``condition`` until it holds; returns how long that took, fails after ``seconds``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"after {seconds} s: {what}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``zeroclaim run`` in its own process with ``ZEROCLAIM_*`` from ``env``; its output goes
+    to ``log`` (a pipe nobody reads would stall it)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "run"],
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
