@@ -4,6 +4,11 @@ In production a citizen signs in through the province's identity provider (æµ™é‡
 like), which vouches for the ID number; this service then only maps the verified ID number to
 its keyed hash. The demo signs citizens in with their ID number and a password (scrypt),
 which is what ``enrol`` stores. Either way the ID number itself is never stored.
+
+Sign-in is rate-limited per client (every attempt) and per ID number (every attempt, enrolled
+or not), and costs the same whether or not the ID number is enrolled: the password is always
+run through scrypt, against a stand-in hash when there is no stored one, so neither the answer
+nor its time tells who is enrolled.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import models
 from api.services import Services
+from api.settings import Settings
+from api.verification import RateLimiter
 
 TOKEN_LIFETIME = timedelta(hours=12)
 TOKEN_PREFIX = "zcc_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 64}
+# Checked against when there is no stored hash: a salt and a digest no password produces.
+_NO_PASSWORD = bytes(32 + 64)
 
 
 class CitizenError(Exception):
@@ -36,6 +45,41 @@ class SignInRefused(CitizenError):
 
 class AlreadyEnrolled(CitizenError):
     """Raised when enrolling an ID number that is enrolled already."""
+
+
+class SignInThrottled(CitizenError):
+    """Raised when a client or an ID number has made too many sign-in attempts; ``wait`` is
+    the seconds until the next attempt is let through."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"too many sign-in attempts: retry in {wait:.0f} s")
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """Token buckets over sign-in attempts: per client (``ZEROCLAIM_SIGN_IN_PER_MINUTE``, bursts
+    of ``ZEROCLAIM_SIGN_IN_BURST``) and per ID number (``ZEROCLAIM_SIGN_IN_ACCOUNT_PER_HOUR``,
+    which is also its burst). The ID number's bucket is keyed by its keyed hash and takes
+    every attempt, enrolled or not, so being refused tells nothing of enrolment."""
+
+    per_client: RateLimiter
+    per_id_number: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SignInLimits:
+        per_hour = settings.sign_in_account_per_hour
+        return cls(
+            RateLimiter(settings.sign_in_per_minute, settings.sign_in_burst),
+            RateLimiter(per_hour / 60, per_hour),
+        )
+
+    def admit(self, client: str, id_number_hash: bytes) -> None:
+        """Takes one attempt from both buckets; raises ``SignInThrottled`` when either is
+        empty (the client's is asked first, so a throttled client uses up no ID number's)."""
+        wait = self.per_client.allow(client) or self.per_id_number.allow(id_number_hash.hex())
+        if wait > 0:
+            raise SignInThrottled(wait)
 
 
 def _password_hash(password: str, salt: bytes | None = None) -> bytes:
@@ -83,17 +127,17 @@ def enrol(
         return citizen.id
 
 
-def sign_in(services: Services, id_number: str, password: str) -> SignedIn:
-    """A new bearer token for the citizen; raises ``SignInRefused`` (the same for an unknown ID
-    number and a wrong password)."""
+def sign_in(services: Services, id_number: str, password: str, client: str) -> SignedIn:
+    """A new bearer token for the citizen; raises ``SignInThrottled`` past the limits and
+    ``SignInRefused`` (the same, after the same work, for an unknown ID number and a wrong
+    password)."""
     id_hash = services.ingest.personal.id_number_hash(id_number)
+    services.sign_in_limits.admit(client, id_hash)
     with services.sessions() as db:
         citizen = db.scalar(select(models.Citizen).where(models.Citizen.id_number_hash == id_hash))
-        if (
-            citizen is None
-            or citizen.password_hash is None
-            or not _password_ok(password, citizen.password_hash)
-        ):
+        stored = citizen.password_hash if citizen is not None else None
+        matches = _password_ok(password, stored or _NO_PASSWORD)
+        if citizen is None or stored is None or not matches:
             raise SignInRefused("ID number or password not recognised")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)

@@ -18,6 +18,7 @@ from api.settings import Settings
 from api.verification import RateLimiter, VerificationService
 
 if TYPE_CHECKING:
+    from api.citizens import SignInLimits
     from api.claims_flow import ClaimService
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
@@ -46,6 +47,7 @@ class Services:
     lock: threading.RLock = field(default_factory=threading.RLock)
     verification: VerificationService = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
+    sign_in_limits: SignInLimits = field(init=False)
     claims: ClaimService = field(init=False)
 
     def close(self) -> None:
@@ -93,6 +95,9 @@ def open_services(settings: Settings) -> Services:
     )
     services.verification = VerificationService(services)
     services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
+    from api.citizens import SignInLimits
+
+    services.sign_in_limits = SignInLimits.from_settings(settings)
     from api.claims_flow import ClaimService
 
     services.claims = ClaimService(services)

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     verify_per_minute: int = Field(60, ge=1, description="verifications per client per minute")
     verify_burst: int = Field(20, ge=1, description="verifications a client may send at once")
+    sign_in_per_minute: int = Field(20, ge=1, description="citizen sign-ins per client per minute")
+    sign_in_burst: int = Field(30, ge=1, description="citizen sign-ins a client may send at once")
+    sign_in_account_per_hour: int = Field(
+        10, ge=1, description="sign-in attempts per ID number per hour (also its burst)"
+    )
 
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")

@@ -205,7 +205,7 @@ class RateLimiter:
     """A token bucket per client: ``per_minute`` requests, bursts up to ``burst``."""
 
     def __init__(
-        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
+        self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._rate = per_minute / 60.0
         self._burst = float(burst)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -42,10 +42,16 @@ CitizenDep = Annotated[models.Citizen, Depends(current_citizen)]
 
 
 @router.post("/session", response_model=SessionPublic)
-def sign_in(services: ServicesDep, body: SignInRequest) -> SessionPublic:
-    """Signs a citizen in; the token goes in ``Authorization: Bearer …``."""
+def sign_in(services: ServicesDep, request: Request, body: SignInRequest) -> SessionPublic:
+    """Signs a citizen in; the token goes in ``Authorization: Bearer …``. Rate-limited per
+    client and per ID number (429 ``sign_in_rate_limited`` with ``Retry-After``)."""
+    client = request.client.host if request.client else "unknown"
     try:
-        session = citizens.sign_in(services, body.id_number, body.password)
+        session = citizens.sign_in(services, body.id_number, body.password, client)
+    except citizens.SignInThrottled as exc:
+        raise ApiError(
+            429, "sign_in_rate_limited", str(exc), retry_after_seconds=round(exc.wait, 1)
+        ) from None
     except citizens.SignInRefused as exc:
         raise ApiError(401, "sign_in_refused", str(exc)) from None
     citizen = citizens.citizen_for_token(services, session.token)
