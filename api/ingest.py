@@ -2,7 +2,9 @@
 
 Each invoice is parsed and validated, its detail root and record hash computed, and its
 signature recovered (coincurve, ~0.1 ms) and judged against the registry cache at the
-invoice's issue time. That work is pure and runs on every core for large batches. The good
+invoice's issue time; a key whose revocation is recorded is refused whatever the issue time,
+and an issue time older than the configured window (``max_issue_age``) is refused. That
+work is pure and runs on every core for large batches. The good
 invoices are then stored with their lines and an outbox row in ONE database transaction: a
 batch with bad invoices stores the good ones, reports each bad one, and never leaves half an
 invoice. The same invoice uploaded again returns its first receipt; the same identity with
@@ -14,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -254,9 +256,11 @@ class IngestService:
         domain: Domain,
         personal: PersonalData,
         workers: int | None = None,
+        max_issue_age: timedelta | None = None,
     ) -> None:
         self._sessions = sessions
         self._registry = registry
+        self._max_issue_age = max_issue_age  # None: no bound (development)
         self._domain = domain
         self.personal = personal
         self._pool = WorkerPool(workers)
@@ -323,6 +327,29 @@ class IngestService:
                 f"{p.hospital} is not the uploading hospital {hospital}",
                 403,
             )
+        # A key whose revocation is recorded signs nothing new, whatever the issue time it
+        # writes: what is uploaded now is anchored after the revocation (a thief backdates).
+        revoked_log_size = self._registry.revoked_log_size(p.hospital, p.signer)
+        if revoked_log_size is not None:
+            return _refuse(
+                p.index,
+                p.reference,
+                "key_revoked",
+                "signature",
+                f"key {p.signer} of hospital {p.hospital} was revoked (recorded when the log held "
+                f"{revoked_log_size} invoices): invoices it signs are no longer accepted",
+            )
+        if self._max_issue_age is not None:
+            oldest = datetime.now(UTC) - self._max_issue_age
+            if p.issued_at < oldest:
+                return _refuse(
+                    p.index,
+                    p.reference,
+                    "issued_too_long_ago",
+                    "invoice.issued_at",
+                    f"issued more than {self._max_issue_age.days} days before its upload "
+                    f"(oldest accepted now: {oldest.replace(microsecond=0).isoformat()})",
+                )
         reason = self._registry.judge(p.hospital, p.signer, p.issued_at)
         if reason is not None:
             return _refuse(p.index, p.reference, "signer_not_valid", "signature", reason)

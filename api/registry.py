@@ -21,6 +21,9 @@ class CachedKey:
     signer: str
     valid_from: datetime
     revoked_at: datetime | None
+    # The anchored log size when a revocation (not a rotation) was recorded; see
+    # chain.model.HospitalKey.
+    revoked_log_size: int | None = None
 
     def valid_at(self, moment: datetime) -> bool:
         return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
@@ -74,8 +77,9 @@ class RegistryCache:
                 current.revoked_at = valid_from
             hospital.keys.append(CachedKey(str(args["signer"]), valid_from, None))
         else:  # HospitalKeyRevoked
-            index = args["key_index"]
-            hospital.keys[index].revoked_at = from_timestamp(args["revoked_at"])
+            key = hospital.keys[args["key_index"]]
+            key.revoked_at = from_timestamp(args["revoked_at"])
+            key.revoked_log_size = args["revoked_log_size"]
 
     def codes(self) -> list[str]:
         return list(self._hospitals)
@@ -83,9 +87,23 @@ class RegistryCache:
     def hospital(self, code: str) -> CachedHospital | None:
         return self._hospitals.get(code)
 
+    def revoked_log_size(self, code: str, signer: str) -> int | None:
+        """The smallest log size at which a revocation of a key of hospital ``code`` with this
+        address was recorded on chain, or None: an invoice of the key at that leaf index or
+        beyond was first anchored after the revocation and is refused whatever its issue time;
+        an invoice not in the log yet is refused at once (it will be anchored later still)."""
+        hospital = self._hospitals.get(code)
+        sizes = [
+            k.revoked_log_size
+            for k in (hospital.keys if hospital else ())
+            if k.signer == signer and k.revoked_log_size is not None
+        ]
+        return min(sizes, default=None)
+
     def judge(self, code: str, signer: str, issued_at: datetime) -> str | None:
         """None when ``signer`` was a valid key of hospital ``code`` at ``issued_at``;
-        otherwise the reason it was not (unknown hospital, unknown key, not yet valid, revoked)."""
+        otherwise the reason it was not (unknown hospital, unknown key, not yet valid, revoked).
+        The anchoring bound is :meth:`revoked_log_size`, judged by the caller."""
         hospital = self._hospitals.get(code)
         if hospital is None:
             return f"hospital {code} is not registered on the ledger"

@@ -79,7 +79,9 @@ def open_services(settings: Settings) -> Services:
         settings.hmac_key.get_secret_value().encode(),
         bytes.fromhex(settings.encryption_key.get_secret_value()),
     )
-    ingest = IngestService(sessions, registry, domain, personal)
+    ingest = IngestService(
+        sessions, registry, domain, personal, max_issue_age=settings.max_issue_age
+    )
     anchoring = AnchorService(sessions, sequencer)
     services = Services(
         settings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
         10, ge=1, description="sign-in attempts per ID number per hour (also its burst)"
     )
 
+    max_issue_age_days: int | None = Field(
+        None,
+        ge=1,
+        description="uploads: oldest issue time accepted, in days before arrival; unset: 30"
+        " outside development, no bound in development (the demo data is of 2025)",
+    )
+
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")
@@ -88,6 +96,13 @@ class Settings(BaseSettings):
         if self.ledger_backend == "rpc" and not self.rpc_url:
             raise ValueError("ZEROCLAIM_RPC_URL is required with ZEROCLAIM_LEDGER_BACKEND=rpc")
         return self
+
+    @property
+    def max_issue_age(self) -> timedelta | None:
+        """How long before its upload an invoice may have been issued (None: no bound)."""
+        if self.max_issue_age_days is not None:
+            return timedelta(days=self.max_issue_age_days)
+        return None if self.environment == "development" else timedelta(days=30)
 
     @property
     def database(self) -> str:

@@ -58,6 +58,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The key belongs to {hospital} and was valid at the issue time",
     ),
     "key_not_valid": ("签名密钥无效：{reason}", "The signing key is not valid: {reason}"),
+    "key_revoked_before_anchoring": (
+        "签名密钥 {signer} 已被吊销，该票据在吊销登记之后才上链（第 {leaf_index} 条，"
+        "吊销时账本共 {revoked_log_size} 条），无论开票时间如何均无效",
+        "The key {signer} was revoked and this invoice was anchored only after the "
+        "revocation was recorded (leaf {leaf_index}; the log held {revoked_log_size} then): "
+        "invalid whatever its issue time",
+    ),
     # inclusion
     "included": (
         "票据已上链：第 {leaf_index} 条，检查点 {checkpoint_size}，链上根哈希一致",

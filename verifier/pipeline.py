@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from chain import merkle
 from chain.model import ClaimState, InvoiceLeaf
@@ -124,6 +124,11 @@ class KeyJudge(Protocol):
     online, ``verifier.trust_list.TrustList`` offline)."""
 
     def judge(self, hospital: str, signer: str, moment: datetime) -> str | None: ...
+
+    def revoked_log_size(self, hospital: str, signer: str) -> int | None:
+        """The smallest log size at which a revocation of a key of ``hospital`` with this
+        address was recorded, or None when none was (a rotation records none)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -254,14 +259,32 @@ def signature(parsed: Parsed, canonical: Canonical) -> str:
         raise StepFailed("signature_invalid", reason=str(exc)) from None
 
 
-def registry(parsed: Parsed, signer: str | None, judge: KeyJudge) -> None:
-    """The signer must be a key of the invoice's hospital, valid at the issue time."""
+def registry(
+    parsed: Parsed, signer: str | None, judge: KeyJudge, leaf_index: int | None = None
+) -> None:
+    """The signer must be a key of the invoice's hospital, valid at the issue time; and when
+    the invoice is in the log at ``leaf_index``, no key of the hospital with this address may
+    have had its revocation recorded at a log size at or below it: the invoice was then first
+    anchored after the revocation, and the issue time, the signer's own word, proves nothing
+    (a stolen key backdates). Caller: ``leaf_index`` is the database's; the inclusion step
+    proves it against the chain. Offline it is unknown, and a key revoked since the invoice
+    was signed is judged by the issue time only."""
     if not isinstance(parsed, QrPayload) or signer is None:
         raise StepSkipped("not_applicable")
     moment = datetime.fromtimestamp(parsed.issued_at, UTC)
     reason = judge.judge(parsed.hospital, signer, moment)
     if reason is not None:
         raise StepFailed("key_not_valid", reason=reason, hospital=parsed.hospital, signer=signer)
+    if leaf_index is not None:
+        bound = judge.revoked_log_size(parsed.hospital, signer)
+        if bound is not None and leaf_index >= bound:
+            raise StepFailed(
+                "key_revoked_before_anchoring",
+                hospital=parsed.hospital,
+                signer=signer,
+                leaf_index=leaf_index,
+                revoked_log_size=bound,
+            )
 
 
 def inclusion(canonical: Canonical, facts: LedgerFacts | None) -> AnchoredRecord:
@@ -401,6 +424,7 @@ def verify(
     """
     started = time.perf_counter()
     run = _Run()
+    facts = None if facts is None else cast(LedgerFacts, _RememberedRecords(facts))
     if isinstance(source, Reference):
         run.record("decode", "skipped", "not_applicable", {})
         parsed: Parsed = source
@@ -431,7 +455,7 @@ def verify(
     else:
         run.run(
             "registry",
-            lambda: registry(parsed, signer, judge),  # type: ignore[arg-type]
+            lambda: registry(parsed, signer, judge, _leaf_index(canonical, facts)),  # type: ignore[arg-type]
             lambda _: ("key_valid", {"hospital": getattr(parsed, "hospital", None)}),
         )
     anchored = run.run(
@@ -461,6 +485,34 @@ def verify(
         failed_step=run.failed,
         milliseconds=(time.perf_counter() - started) * 1000,
     )
+
+
+class _RememberedRecords:
+    """Facts that load each anchored record once per verification: the registry step reads
+    its leaf index, the inclusion step proves that same record."""
+
+    def __init__(self, facts: LedgerFacts) -> None:
+        self._facts = facts
+        self._records: dict[bytes, AnchoredRecord | None] = {}
+
+    def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None:
+        if invoice_id not in self._records:
+            self._records[invoice_id] = self._facts.anchored_record(invoice_id)
+        return self._records[invoice_id]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._facts, name)
+
+
+def _leaf_index(canonical: Canonical | None, facts: LedgerFacts | None) -> int | None:
+    """Where the presented record is in the log, for the registry step: None offline, or when
+    the log holds another record under this id (the record step refuses that one)."""
+    if canonical is None or canonical.invoice_id is None or facts is None:
+        return None
+    anchored = facts.anchored_record(canonical.invoice_id)
+    if anchored is None or anchored.record_hash != canonical.record_hash:
+        return None
+    return anchored.leaf_index
 
 
 def _parsed_code(parsed: Parsed) -> tuple[str, dict[str, Any]]:

@@ -57,6 +57,8 @@ _BODY_KEYS: Final = frozenset(
 _DOMAIN_KEYS: Final = frozenset({"chain_id", "contract"})
 _HOSPITAL_KEYS: Final = frozenset({"code", "level", "name", "keys"})
 _KEY_KEYS: Final = frozenset({"index", "signer", "valid_from", "revoked_at"})
+#: Present only on a key whose revocation the ledger recorded (a compromise, not a rotation).
+_KEY_OPTIONAL: Final = frozenset({"revoked_log_size"})
 
 
 class TrustListError(Exception):
@@ -99,6 +101,7 @@ class KeyRejection(StrEnum):
     UNKNOWN_KEY = "unknown_key"
     KEY_NOT_YET_VALID = "key_not_yet_valid"
     KEY_REVOKED = "key_revoked"
+    KEY_REVOKED_BEFORE_ANCHORING = "key_revoked_before_anchoring"
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,16 @@ class TrustList:
     def hospital(self, code: str) -> TrustedHospital | None:
         return self._by_code.get(code)
 
-    def judge(self, hospital: str, signer: str, moment: datetime) -> KeyRejection | None:
+    def judge(
+        self, hospital: str, signer: str, moment: datetime, leaf_index: int | None = None
+    ) -> KeyRejection | None:
         """Why a signature by ``signer`` for ``hospital`` made at ``moment`` is not valid, or
         None when it is: some key of the hospital with this address has
-        ``valid_from <= moment < revoked_at`` (``chain.model.HospitalKey.valid_at``).
+        ``valid_from <= moment < revoked_at`` (``chain.model.HospitalKey.valid_at``), and,
+        when the invoice's ``leaf_index`` in the log is known, no key of the hospital with this
+        address had its revocation recorded at a log size at or below it
+        (``key_revoked_before_anchoring``: the invoice was first anchored after the revocation,
+        so the issue time its signer wrote proves nothing).
 
         Addresses compare case-insensitively. The list's own expiry is not consulted here:
         it bounds when the list may be used, not when the invoice was signed. Raises
@@ -150,11 +159,26 @@ class TrustList:
         keys = [key for key in trusted.keys if key.signer.lower() == wanted]
         if not keys:
             return KeyRejection.UNKNOWN_KEY
+        if leaf_index is not None and any(key.revoked_before(leaf_index) for key in keys):
+            return KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
         if any(key.valid_at(moment) for key in keys):
             return None
         if any(key.valid_from <= moment for key in keys):
             return KeyRejection.KEY_REVOKED
         return KeyRejection.KEY_NOT_YET_VALID
+
+    def revoked_log_size(self, hospital: str, signer: str) -> int | None:
+        """The smallest log size at which a revocation of a key of ``hospital`` with this
+        address was recorded, or None: invoices of the key at that leaf index or beyond are
+        refused (:meth:`judge` with ``leaf_index``)."""
+        trusted = self._by_code.get(hospital)
+        wanted = signer.lower()
+        sizes = [
+            key.revoked_log_size
+            for key in (trusted.keys if trusted else ())
+            if key.signer.lower() == wanted and key.revoked_log_size is not None
+        ]
+        return min(sizes, default=None)
 
     def key_valid_at(self, hospital: str, signer: str, moment: datetime) -> bool:
         """Whether ``signer`` is a key of ``hospital`` valid at ``moment`` (see :meth:`judge`)."""
@@ -189,17 +213,7 @@ def build_trust_list(
                 "code": h.code,
                 "level": HospitalLevel(h.level).name,
                 "name": h.name,
-                "keys": [
-                    {
-                        "index": key.index,
-                        "signer": _checksummed(key.signer, "signer"),
-                        "valid_from": _format_time(key.valid_from, "valid_from"),
-                        "revoked_at": None
-                        if key.revoked_at is None
-                        else _format_time(key.revoked_at, "revoked_at"),
-                    }
-                    for key in sorted(h.keys, key=lambda k: k.index)
-                ],
+                "keys": [_key_body(key) for key in sorted(h.keys, key=lambda k: k.index)],
             }
             for h in sorted(hospitals, key=lambda h: h.code)
         ],
@@ -208,6 +222,20 @@ def build_trust_list(
         _parse_body(body)
     except TrustListMalformed as exc:
         raise ValueError(exc.reason) from None
+    return body
+
+
+def _key_body(key: HospitalKey) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "index": key.index,
+        "signer": _checksummed(key.signer, "signer"),
+        "valid_from": _format_time(key.valid_from, "valid_from"),
+        "revoked_at": None
+        if key.revoked_at is None
+        else _format_time(key.revoked_at, "revoked_at"),
+    }
+    if key.revoked_log_size is not None:
+        body["revoked_log_size"] = key.revoked_log_size
     return body
 
 
@@ -401,27 +429,35 @@ def _parse_hospital(value: object) -> TrustedHospital:
 
 
 def _parse_key(value: object, hospital: str) -> HospitalKey:
-    fields = _object(value, f"a key of {hospital}", _KEY_KEYS)
+    fields = _object(value, f"a key of {hospital}", _KEY_KEYS, _KEY_OPTIONAL)
     valid_from = _parse_time(fields["valid_from"], "valid_from")
     revoked = fields["revoked_at"]
     revoked_at = None if revoked is None else _parse_time(revoked, "revoked_at")
     if revoked_at is not None and revoked_at < valid_from:
         raise TrustListMalformed(f"a key of {hospital} is revoked before it is valid")
+    log_size = None
+    if "revoked_log_size" in fields:
+        log_size = _integer(fields["revoked_log_size"], "revoked_log_size", 0)
+        if revoked_at is None:
+            raise TrustListMalformed(f"a key of {hospital} has a revoked_log_size, no revoked_at")
     return HospitalKey(
         index=_integer(fields["index"], "index", 0),
         signer=_strict_address(fields["signer"], "signer"),
         valid_from=valid_from,
         revoked_at=revoked_at,
+        revoked_log_size=log_size,
     )
 
 
-def _object(value: object, where: str, keys: frozenset[str]) -> dict[str, Any]:
+def _object(
+    value: object, where: str, keys: frozenset[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TrustListMalformed(f"{where} must be an object")
     present = set(value)
-    if present != keys:
+    if not keys <= present <= keys | optional:
         missing = ", ".join(sorted(keys - present)) or "none"
-        extra = ", ".join(sorted(map(str, present - keys))) or "none"
+        extra = ", ".join(sorted(map(str, present - keys - optional))) or "none"
         raise TrustListMalformed(f"{where}: missing fields {missing}; unknown fields {extra}")
     return value
 

@@ -1,22 +1,37 @@
-"""The authority's administration: onboarding hospitals (bearer token of the authority)."""
+"""The authority's administration (bearer token of the authority): onboarding hospitals, their
+signing keys (rotate, revoke) and upload API keys (rotate, revoke), staff tokens."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import AdminDep, ServicesDep
 from api.errors import ApiError
-from api.hospitals import register_hospital
+from api.hospitals import (
+    KeyChange,
+    UnknownHospital,
+    register_hospital,
+    revoke_api_key,
+    revoke_signing_key,
+    rotate_api_key,
+    rotate_signing_key,
+)
 from api.staff import issue_token, log_change, revoke_token
 from chain.model import HospitalLevel
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _ledger_time(value: datetime) -> datetime:
+    if value < datetime(1970, 1, 1, tzinfo=UTC):
+        raise ValueError("must be 1970-01-01 or later (the ledger counts unsigned seconds)")
+    return value
 
 
 class HospitalRegistration(BaseModel):
@@ -26,12 +41,7 @@ class HospitalRegistration(BaseModel):
     signer: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
     valid_from: AwareDatetime = Field(description="from when the key signs; 1970 or later")
 
-    @field_validator("valid_from")
-    @classmethod
-    def _ledger_time(cls, value: datetime) -> datetime:
-        if value < datetime(1970, 1, 1, tzinfo=UTC):
-            raise ValueError("must be 1970-01-01 or later (the ledger counts unsigned seconds)")
-        return value
+    _valid_from = field_validator("valid_from")(_ledger_time)
 
 
 class HospitalRegistered(BaseModel):
@@ -64,6 +74,120 @@ def register(
         valid_from=body.valid_from.isoformat(),
     )
     return HospitalRegistered(hospital=body.code, api_key=api_key)
+
+
+HospitalCode = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,32}$")]
+
+
+def _unknown(code: str) -> ApiError:
+    return ApiError(404, "hospital_not_found", f"no hospital {code!r}")
+
+
+class KeyRotation(BaseModel):
+    signer: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="the new signing key")
+    valid_from: AwareDatetime = Field(
+        description="from when the new key signs; the current key stops then; after the "
+        "current key's valid_from"
+    )
+
+    _valid_from = field_validator("valid_from")(_ledger_time)
+
+
+class KeyRevocation(BaseModel):
+    revoked_at: AwareDatetime = Field(
+        description="from when the key's signatures are invalid; may be in the past (a "
+        "compromise), not before the key's valid_from"
+    )
+
+    _revoked_at = field_validator("revoked_at")(_ledger_time)
+
+
+class SigningKeyPublic(BaseModel):
+    hospital: str
+    key_index: int
+    signer: str
+    valid_from: datetime
+    revoked_at: datetime | None
+    revoked_log_size: int | None = Field(
+        description="the anchored log size recorded with a revocation: invoices of this key "
+        "at that leaf index or beyond are refused whatever their issue time"
+    )
+
+    @classmethod
+    def of(cls, change: KeyChange) -> SigningKeyPublic:
+        key = change.key
+        return cls(
+            hospital=change.hospital,
+            key_index=key.index,
+            signer=key.signer,
+            valid_from=key.valid_from,
+            revoked_at=key.revoked_at,
+            revoked_log_size=key.revoked_log_size,
+        )
+
+
+@router.post("/hospitals/{code}/keys", status_code=201, response_model=SigningKeyPublic)
+def rotate_hospital_key(
+    services: ServicesDep, admin: AdminDep, code: HospitalCode, body: KeyRotation
+) -> SigningKeyPublic:
+    """Rotates a hospital's signing key on chain: the new key signs from ``valid_from``, the
+    current one stops then (not a compromise: what it signed before stays valid)."""
+    from eth_utils.address import to_checksum_address
+
+    try:
+        change = rotate_signing_key(
+            services, code, to_checksum_address(body.signer), body.valid_from, admin.actor
+        )
+    except UnknownHospital:
+        raise _unknown(code) from None
+    return SigningKeyPublic.of(change)
+
+
+@router.post("/hospitals/{code}/keys/{key_index}/revocation", response_model=SigningKeyPublic)
+def revoke_hospital_key(
+    services: ServicesDep,
+    admin: AdminDep,
+    code: HospitalCode,
+    key_index: Annotated[int, Path(ge=0, lt=2**32)],
+    body: KeyRevocation,
+) -> SigningKeyPublic:
+    """Revokes a hospital's signing key (a stolen key: backdate ``revoked_at`` to the
+    compromise). From now on nothing it signs is accepted, verified or paid, whatever the issue
+    time written in it; invoices anchored before stay valid if issued before ``revoked_at``."""
+    try:
+        change = revoke_signing_key(services, code, key_index, body.revoked_at, admin.actor)
+    except UnknownHospital:
+        raise _unknown(code) from None
+    return SigningKeyPublic.of(change)
+
+
+class ApiKeyIssued(BaseModel):
+    hospital: str
+    api_key: str
+
+
+@router.post("/hospitals/{code}/api-key", status_code=201, response_model=ApiKeyIssued)
+def rotate_hospital_api_key(
+    services: ServicesDep, admin: AdminDep, code: HospitalCode
+) -> ApiKeyIssued:
+    """Issues a new upload API key (shown once); the old one stops working at once."""
+    try:
+        api_key = rotate_api_key(services, code, admin.actor)
+    except UnknownHospital:
+        raise _unknown(code) from None
+    return ApiKeyIssued(hospital=code, api_key=api_key)
+
+
+@router.delete("/hospitals/{code}/api-key", status_code=204, response_class=Response)
+def revoke_hospital_api_key(services: ServicesDep, admin: AdminDep, code: HospitalCode) -> Response:
+    """Revokes the hospital's upload API key at once (404 when it has none)."""
+    try:
+        revoked = revoke_api_key(services, code, admin.actor)
+    except UnknownHospital:
+        raise _unknown(code) from None
+    if not revoked:
+        raise ApiError(404, "api_key_not_found", f"hospital {code!r} has no live API key")
+    return Response(status_code=204)
 
 
 class StaffRequest(BaseModel):

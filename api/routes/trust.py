@@ -32,7 +32,8 @@ def export_trust_list(services: Services, now: datetime | None = None) -> dict[s
         cached = services.registry.hospital(code)
         assert cached is not None
         keys = tuple(
-            HospitalKey(i, k.signer, k.valid_from, k.revoked_at) for i, k in enumerate(cached.keys)
+            HospitalKey(i, k.signer, k.valid_from, k.revoked_at, k.revoked_log_size)
+            for i, k in enumerate(cached.keys)
         )
         hospitals.append(TrustedHospital(code, cached.level, names.get(code, code), keys))
     body = build_trust_list(

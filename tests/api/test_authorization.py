@@ -222,6 +222,32 @@ def _cases(t: Table) -> list[tuple[str, str, dict[str, Any], dict[str, int]]]:
             {},
             _row(401, 401, 401, 401, 401, 403, 403, 404),
         ),
+        # A hospital the service does not have: the authority gets 404, no one else, and no
+        # key of the table's hospitals changes.
+        (
+            "POST",
+            "/api/v1/admin/hospitals/NOPE/keys",
+            {"json": {"signer": "0x" + "11" * 20, "valid_from": "2026-01-01T00:00:00Z"}},
+            _row(401, 401, 401, 401, 401, 403, 403, 404),
+        ),
+        (
+            "POST",
+            "/api/v1/admin/hospitals/NOPE/keys/0/revocation",
+            {"json": {"revoked_at": "2025-01-01T00:00:00Z"}},
+            _row(401, 401, 401, 401, 401, 403, 403, 404),
+        ),
+        (
+            "POST",
+            "/api/v1/admin/hospitals/NOPE/api-key",
+            {},
+            _row(401, 401, 401, 401, 401, 403, 403, 404),
+        ),
+        (
+            "DELETE",
+            "/api/v1/admin/hospitals/NOPE/api-key",
+            {},
+            _row(401, 401, 401, 401, 401, 403, 403, 404),
+        ),
     ]
 
 
@@ -232,6 +258,8 @@ def _template(path: str, t: Table) -> str:
         .replace("print.pdf", "print.{fmt}")
         .replace("lines/1/", "lines/{line_no}/")
         .replace("staff/nobody", "staff/{name}")
+        .replace("hospitals/NOPE", "hospitals/{code}")
+        .replace("keys/0/", "keys/{key_index}/")
     )
 
 

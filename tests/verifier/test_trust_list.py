@@ -406,6 +406,14 @@ KEY0 = ("hospitals", 1, "keys", 0)
         (_set((*KEY0, "revoked_at"), "2023-01-01T00:00:00Z"), "revoked before it is valid"),
         (_set((*KEY0, "valid_from"), 1704067200), "valid_from must be"),
         (_drop((*KEY0, "revoked_at")), "missing fields revoked_at"),
+        (_set((*KEY0, "revoked_log_size"), -1), "revoked_log_size must be in"),
+        (_set((*KEY0, "revoked_log_size"), True), "revoked_log_size must be an integer"),
+        (_set((*KEY0, "revoked_log_size"), None), "revoked_log_size must be an integer"),
+        (
+            _set(("hospitals", 1, "keys", 1, "revoked_log_size"), 5),
+            "has a revoked_log_size, no revoked_at",
+        ),
+        (_set((*KEY0, "revoked_log_sizes"), 5), "unknown fields revoked_log_sizes"),
     ],
 )
 def test_signed_but_malformed_body(
@@ -491,7 +499,46 @@ def test_judge_codes_are_stable_strings(trust: TrustList) -> None:
         "unknown_key",
         "key_not_yet_valid",
         "key_revoked",
+        "key_revoked_before_anchoring",
     ]
+
+
+def test_a_key_revoked_as_compromised_carries_the_log_size_recorded_on_chain() -> None:
+    stolen = HospitalKey(0, OLD_SIGNER, T0, ROTATED, revoked_log_size=1_000)
+    hospital = TrustedHospital(
+        "H1", HospitalLevel.PRIMARY, "一级医院", (stolen, HospitalKey(1, NEW_SIGNER, ROTATED, None))
+    )
+    body = build_trust_list([hospital], 5700, CONTRACT, 1, ISSUED, EXPIRES)
+    keys = body["hospitals"][0]["keys"]
+    assert keys[0]["revoked_log_size"] == 1_000
+    assert "revoked_log_size" not in keys[1]  # present only where a revocation was recorded
+    trust = load_trust_list(sign_trust_list(body, AUTHORITY_KEY), AUTHORITY, NOW)
+    assert trust.hospital("H1").keys[0] == stolen  # type: ignore[union-attr]
+    assert trust.revoked_log_size("H1", OLD_SIGNER.lower()) == 1_000
+    assert trust.revoked_log_size("H1", NEW_SIGNER) is None
+    assert trust.revoked_log_size("H0", OLD_SIGNER) is None
+    before = ROTATED - timedelta(seconds=1)
+    # Issued before the revocation: valid when anchored before it was recorded, or unknown.
+    assert trust.judge("H1", OLD_SIGNER, before) is None
+    assert trust.judge("H1", OLD_SIGNER, before, leaf_index=999) is None
+    # First anchored after the revocation was recorded: refused whatever the issue time.
+    for index in (1_000, 1_001):
+        assert (
+            trust.judge("H1", OLD_SIGNER, before, leaf_index=index)
+            == KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
+        )
+    # The other key of the hospital is not concerned.
+    assert trust.judge("H1", NEW_SIGNER, ISSUED, leaf_index=5_000) is None
+
+
+def test_a_list_without_recorded_revocations_is_the_format_it_was(body: dict[str, Any]) -> None:
+    # No key was revoked as compromised: no key object has the optional field, so the bytes
+    # signed are those of a list made before the field existed.
+    assert all(
+        set(key) == {"index", "signer", "valid_from", "revoked_at"}
+        for hospital in body["hospitals"]
+        for key in hospital["keys"]
+    )
 
 
 def test_a_key_registered_twice_is_valid_in_either_interval() -> None:
