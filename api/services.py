@@ -47,6 +47,7 @@ class Services:
     lock: threading.RLock = field(default_factory=threading.RLock)
     verification: VerificationService = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
+    photo_claim_limiter: RateLimiter = field(init=False)  # per citizen
     sign_in_limits: SignInLimits = field(init=False)
     claims: ClaimService = field(init=False)
 
@@ -97,6 +98,9 @@ def open_services(settings: Settings) -> Services:
     )
     services.verification = VerificationService(services)
     services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
+    services.photo_claim_limiter = RateLimiter(
+        settings.photo_claims_per_minute, settings.photo_claims_burst
+    )
     from api.citizens import SignInLimits
 
     services.sign_in_limits = SignInLimits.from_settings(settings)

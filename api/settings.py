@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.factory import LedgerConfig
+
+if TYPE_CHECKING:
+    from verifier.decode import ImageLimits
 
 DEV_PASSWORD = "zeroclaim-development-only"
 # Development-only secrets; production must set its own (refused below).
@@ -68,6 +71,19 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1, description="largest invoice batch (JSON or CSV) accepted"
     )
     max_image_bytes: int = Field(8 * 1024 * 1024, ge=1, description="largest photo accepted")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="most pixels of a photo, read from its header"
+    )
+    max_image_side: int = Field(16_384, ge=1, description="widest or tallest photo, in pixels")
+    max_image_decoded_bytes: int = Field(
+        48 * 1024 * 1024, ge=1, description="most memory a photo may take decoded"
+    )
+    photo_claims_per_minute: int = Field(
+        10, ge=1, description="claims by photo per citizen per minute"
+    )
+    photo_claims_burst: int = Field(
+        5, ge=1, description="claims by photo a citizen may send at once"
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="largest other request body")
     ready_max_anchoring_lag: int = Field(
         10_000, ge=0, description="/readyz: most leaves appended but not yet anchored"
@@ -107,6 +123,12 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'zeroclaim.sqlite'}"
+
+    def image_limits(self) -> ImageLimits:
+        """The photo limits of ``verifier.decode``, checked from the header before decoding."""
+        from verifier.decode import ImageLimits
+
+        return ImageLimits(self.max_image_pixels, self.max_image_side, self.max_image_decoded_bytes)
 
     def ledger_config(self) -> LedgerConfig:
         return LedgerConfig(

@@ -26,6 +26,7 @@ from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
 if TYPE_CHECKING:
     from api.services import Services
+    from verifier.decode import ImageLimits
 
 
 class ServiceFacts:
@@ -87,13 +88,29 @@ class ServiceFacts:
             return self._services.session.ledger.claim_state(invoice_id)
 
 
-def photo_reader() -> Callable[[bytes], list[str]]:
+def photo_reader(limits: ImageLimits | None = None) -> Callable[[bytes], list[str]]:
     """Phone photos to QR texts: zxing-cpp first, pyzbar as fallback, over a ladder of
-    clean-ups (``verifier.decode``)."""
+    clean-ups (``verifier.decode``); a photo over ``limits`` is refused from its header."""
     from verifier.decode import PhotoDecoder
 
-    decoder = PhotoDecoder()
+    decoder = PhotoDecoder(limits=limits)
     return lambda data: list(decoder.decode_bytes(data).texts)
+
+
+def refuse_oversized_photo(data: bytes, limits: ImageLimits) -> None:
+    """Raises ``ApiError`` 413 (``image_too_many_pixels``, ``image_side_too_long`` or
+    ``image_too_many_bytes``) when the photo's header claims more than ``limits``, before a
+    pixel is decoded; other bytes pass: the verification reads them and says what is wrong."""
+    from api.errors import ApiError
+    from verifier.decode import ImageTooLarge, open_photo
+    from verifier.qr import QrImageUnreadable
+
+    try:
+        open_photo(data, limits)
+    except ImageTooLarge as exc:
+        raise ApiError(413, exc.code, exc.reason, **exc.details()) from None
+    except QrImageUnreadable:
+        pass
 
 
 class VerificationService:
@@ -104,7 +121,7 @@ class VerificationService:
     ) -> None:
         self._services = services
         self._facts = ServiceFacts(services)
-        self._read_image = read_image or photo_reader()
+        self._read_image = read_image or photo_reader(services.settings.image_limits())
 
     def verify(self, source: bytes | str | Reference) -> tuple[Verdict, int | None]:
         """The verdict and how many times this invoice has now been verified (None when the

@@ -22,6 +22,14 @@ printed invoice (300 photos, one in four severe; a machine of 2 cores):
 
 An unreadable photo costs every rung of both engines: 0.3 to 0.7 s for a 2 to 6 Mpx photo.
 
+What a photo may cost is checked from its header, before a pixel is decoded
+(:class:`ImageLimits`): at most ``MAX_PIXELS`` pixels, ``MAX_SIDE`` pixels a side, and
+``MAX_DECODED_BYTES`` once decoded. The last counts what Pillow allocates: 1 byte a pixel for
+grayscale and palette images, 4 for colour (RGB is stored as RGBX); a JPEG is counted at the
+scale and in the grayscale libjpeg decodes it to. A 38 KB PNG can claim 39,000,000 x 1 pixels
+or 6,324 x 6,324 RGBA: both decoded cost 0.8 GB (the resampling of the first alone 0.6 GB);
+both are refused from the header. The largest images accepted cost about 100 MB at the peak.
+
 Decoding reads a code; it does not verify it. The caller parses the text
 (``verifier.qr.decode_payload``) and checks the signature and the trust list.
 """
@@ -40,6 +48,9 @@ from PIL import Image, ImageFilter, ImageOps
 from verifier.qr import QrImageUnreadable
 
 MAX_PIXELS: Final = 40_000_000  # refused above: a 48 Mpx phone photo is 8064x6048 = 48.8 Mpx
+MAX_SIDE: Final = 16_384  # WebP's own limit; a 40 Mpx photo is 7,300 wide, a panorama 16,000
+# What the decoded image may take: a 12 Mpx RGBA PNG (4 bytes a pixel); a JPEG decodes smaller.
+MAX_DECODED_BYTES: Final = 48 * 1024 * 1024
 WORK_PIXELS: Final = 6_000_000  # photos are reduced to this before decoding (12 Mpx JPEG: 3 Mpx)
 ACCEPTED_FORMATS: Final = ("JPEG", "PNG", "WEBP")  # phones and screenshots (MPO opens as JPEG)
 _MIN_SIDE: Final = 21  # the smallest QR code is 21 modules square
@@ -49,11 +60,109 @@ class ImageTooLarge(QrImageUnreadable):
     """Raised when an image has more pixels than the decoder accepts, before it is decoded;
     ``pixels`` is None when Pillow refused it first (a decompression bomb)."""
 
-    def __init__(self, pixels: int | None, limit: int) -> None:
+    code = "image_too_many_pixels"
+
+    def __init__(self, pixels: int | None, limit: int, reason: str | None = None) -> None:
         self.pixels = pixels
         self.limit = limit
         size = "more than Pillow's limit" if pixels is None else f"{pixels:,}"
-        super().__init__(f"the image has {size} pixels, at most {limit:,} are accepted")
+        super().__init__(reason or f"the image has {size} pixels, at most {limit:,} are accepted")
+
+    def details(self) -> dict[str, int | None]:
+        """The numbers of the refusal, for an error body."""
+        return {"pixels": self.pixels, "limit": self.limit}
+
+
+class ImageSideTooLong(ImageTooLarge):
+    """Raised when an image is wider or taller than the decoder accepts, before it is decoded
+    (a strip of 39,000,000 x 1 pixels has few pixels but costs a resampling table per column)."""
+
+    code = "image_side_too_long"
+
+    def __init__(self, width: int, height: int, limit: int) -> None:
+        self.width = width
+        self.height = height
+        super().__init__(
+            width * height,
+            limit,
+            f"the image is {width:,} x {height:,} pixels, at most {limit:,} a side are accepted",
+        )
+
+    def details(self) -> dict[str, int | None]:
+        return {"width": self.width, "height": self.height, "limit": self.limit}
+
+
+class ImageDecodesTooLarge(ImageTooLarge):
+    """Raised when an image would take more memory decoded than the decoder accepts, before it
+    is decoded (a colour PNG is stored at 4 bytes a pixel)."""
+
+    code = "image_too_many_bytes"
+
+    def __init__(self, pixels: int, decoded_bytes: int, limit: int) -> None:
+        self.decoded_bytes = decoded_bytes
+        super().__init__(
+            pixels,
+            limit,
+            f"the image would take {decoded_bytes:,} bytes decoded, at most {limit:,} are"
+            " accepted: send a JPEG or a smaller image",
+        )
+
+    def details(self) -> dict[str, int | None]:
+        return {"pixels": self.pixels, "decoded_bytes": self.decoded_bytes, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """How large a photo may be, checked from its header before any pixel is decoded."""
+
+    pixels: int = MAX_PIXELS
+    side: int = MAX_SIDE
+    decoded_bytes: int = MAX_DECODED_BYTES
+
+    def check_size(self, width: int, height: int) -> None:
+        """Raises ``ImageSideTooLong`` or ``ImageTooLarge`` for an image of this size."""
+        if max(width, height) > self.side:
+            raise ImageSideTooLong(width, height, self.side)
+        if width * height > self.pixels:
+            raise ImageTooLarge(width * height, self.pixels)
+
+    def check(self, image: Image.Image) -> None:
+        """Raises as :meth:`check_size`, or ``ImageDecodesTooLarge``, for an image opened but
+        not loaded (its size and mode are the header's, or a JPEG's draft's)."""
+        width, height = image.size
+        self.check_size(width, height)
+        pixels = width * height
+        decoded = pixels * _bytes_per_pixel(image.mode)
+        if decoded > self.decoded_bytes:
+            raise ImageDecodesTooLarge(pixels, decoded, self.decoded_bytes)
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores a pixel of ``mode`` in: one byte for one 8-bit band, two for 16-bit
+    gray, four for the rest (several bands are padded to four bytes, and 32-bit ints)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def open_photo(data: bytes, limits: ImageLimits = ImageLimits()) -> tuple[str, tuple[int, int]]:
+    """The format and size of a photo, from its header only, checked against ``limits``.
+
+    Raises as :meth:`PhotoDecoder.decode_bytes`; decodes no pixel, so a route may refuse a
+    photo before queueing it for decoding.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            limits.check(image)
+            return str(image.format), image.size
+    except QrImageUnreadable:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(None, limits.pixels) from None
+    except Exception as exc:  # Pillow's plugins raise many types on bad bytes
+        raise QrImageUnreadable(f"{type(exc).__name__}: {exc}") from None
 
 
 class QrDecoder(Protocol):
@@ -170,7 +279,7 @@ class PhotoDecoder:
         self,
         engines: Sequence[QrDecoder] | None = None,
         *,
-        max_pixels: int = MAX_PIXELS,
+        limits: ImageLimits | None = None,
         work_pixels: int = WORK_PIXELS,
     ) -> None:
         self.engines: tuple[QrDecoder, ...] = (
@@ -178,16 +287,16 @@ class PhotoDecoder:
         )
         if not self.engines:
             raise ValueError("a PhotoDecoder needs at least one engine")
-        self.max_pixels = max_pixels
+        self.limits = limits or ImageLimits()
         self.work_pixels = work_pixels
 
     def decode_bytes(self, data: bytes) -> DecodeResult:
         """The QR codes of a photo given as PNG, JPEG or WebP bytes.
 
-        Raises ``ImageTooLarge`` for an image over ``max_pixels`` (checked from the header,
-        before decoding) and ``verifier.qr.QrImageUnreadable`` for any bytes Pillow cannot open
-        and decode as one of ``ACCEPTED_FORMATS``; no other exception. The caller still parses
-        and verifies each text.
+        Raises ``ImageTooLarge`` (or a subclass) for an image over ``limits`` (checked from the
+        header, before decoding) and ``verifier.qr.QrImageUnreadable`` for any bytes Pillow
+        cannot open and decode as one of ``ACCEPTED_FORMATS``; no other exception. The caller
+        still parses and verifies each text.
         """
         start = time.perf_counter()
         gray = self.load(data)
@@ -202,11 +311,11 @@ class PhotoDecoder:
         """The photo as the grayscale image that is decoded: upright by its EXIF orientation,
         transparent pixels on white, reduced to ``work_pixels`` at most. Raises as
         :meth:`decode_bytes`."""
+        limits = self.limits
         try:
             with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
                 width, height = image.size
-                if width * height > self.max_pixels:
-                    raise ImageTooLarge(width * height, self.max_pixels)
+                limits.check_size(width, height)  # the header's size, before draft() shrinks it
                 if image.format in ("JPEG", "MPO"):
                     # libjpeg decodes straight to grayscale and, for a photo over work_pixels,
                     # at 1/2, 1/4 or 1/8 scale: the smallest that keeps a quarter of work_pixels
@@ -215,14 +324,15 @@ class PhotoDecoder:
                     if width * height > self.work_pixels:
                         ratio = math.sqrt(self.work_pixels / (width * height)) / 2
                     image.draft("L", (math.ceil(width * ratio), math.ceil(height * ratio)))
+                limits.check(image)  # what load() allocates: the drafted size and mode
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                gray = _reduce(_gray(upright), self.work_pixels)
+                ImageOps.exif_transpose(image, in_place=True)  # a copy would double the cost
+                gray = _reduce(_gray(image), self.work_pixels)
         except QrImageUnreadable:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             # Pillow refuses (or, with warnings as errors, warns of) huge images in open().
-            raise ImageTooLarge(None, self.max_pixels) from None
+            raise ImageTooLarge(None, limits.pixels) from None
         except Exception as exc:  # Pillow's plugins raise many types on bad bytes
             raise QrImageUnreadable(f"{type(exc).__name__}: {exc}") from None
         if min(gray.size) < 1:
@@ -262,9 +372,11 @@ def _gray(image: Image.Image) -> Image.Image:
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     ):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("L")
+        # Composited in grayscale, one byte a pixel: an RGBA copy and an RGBA white page
+        # would take four each.
+        rgba = image if image.mode in ("RGBA", "LA") else image.convert("RGBA")
+        white = Image.new("L", rgba.size, 255)
+        return Image.composite(rgba.convert("L"), white, rgba.getchannel("A"))
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         # Wide samples: stretch their range to 8 bits rather than clip it.
         wide = image.convert("F")

@@ -138,12 +138,32 @@ async def claim_by_photo(
     request: Request,
     payer: Annotated[str, Query(pattern=r"^[a-z0-9_-]{1,32}$")] = "basic",
 ) -> ClaimPublic:
-    """A claim from a photo of the invoice's QR code (the image bytes as the body)."""
+    """A claim from a photo of the invoice's QR code (the image bytes as the body).
+
+    Reading a photo is the costliest request: it is limited per citizen and, with the
+    verifications, per client (429 ``rate_limited``), and a photo whose header claims too
+    many pixels is refused with 413 before it is decoded."""
     from starlette.concurrency import run_in_threadpool
 
+    from api.verification import refuse_oversized_photo
+
+    client = request.client.host if request.client else "unknown"
+    for limiter, key, what in (
+        (services.photo_claim_limiter, str(citizen.id), "claims by photo"),
+        (services.rate_limiter, client, "verifications"),
+    ):
+        wait = limiter.allow(key)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many {what}: retry in {wait:.0f} s",
+                retry_after_seconds=round(wait, 1),
+            )
     data = await request.body()
     if not data:
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
+    refuse_oversized_photo(data, services.settings.image_limits())
     return await run_in_threadpool(_submit, services, citizen, data, payer, "qr_photo")
 
 

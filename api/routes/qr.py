@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -70,8 +70,9 @@ def printable(
     services: ServicesDep, hospital: HospitalDep, key: str, fmt: Literal["pdf", "png"]
 ) -> Response:
     """The printable invoice of the issuing hospital: header, itemised table, QR code and the
-    ledger receipt; PDF (every page) or PNG (first page). Carries the patient's name, so only
-    the issuing hospital may fetch it."""
+    ledger receipt; PDF (every page, streamed) or PNG (the first page only). ``X-Page-Count``
+    is the number of pages of the whole invoice. Carries the patient's name, so only the
+    issuing hospital may fetch it."""
     row = find_invoice(services, key, Reader(hospital=hospital))  # others': 404
     with services.sessions() as db:
         invoice = load_invoice(db, row)
@@ -100,16 +101,20 @@ def printable(
         contract=services.domain.contract,
         status="voided" if row.voided_by else "anchored" if row.checkpoint_size else "pending",
     )
-    pages = printing.render_invoice(
+    pages = printing.invoice_pages(
         invoice,
         hospital_row.name if hospital_row else row.hospital,
         encode_payload(payload_of(services.domain, row)),
         receipt,
         name,
     )
+    headers = {"X-Page-Count": str(pages.count)}
     if fmt == "pdf":
-        return Response(printing.invoice_pdf(pages), media_type="application/pdf")
-    return Response(printing.invoice_png(pages), media_type="image/png")
+        # Streamed page by page: a 20,000-line invoice is 400 pages, drawn one at a time.
+        return StreamingResponse(
+            printing.pdf_chunks(pages), media_type="application/pdf", headers=headers
+        )
+    return Response(printing.invoice_png(pages), media_type="image/png", headers=headers)
 
 
 @router.get("/{key}/lines/{line_no}/proof")

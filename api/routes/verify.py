@@ -108,5 +108,8 @@ async def verify_image(services: ServicesDep, request: Request) -> VerdictPublic
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
     from starlette.concurrency import run_in_threadpool
 
+    from api.verification import refuse_oversized_photo
+
+    refuse_oversized_photo(data, services.settings.image_limits())  # 413 from the header
     verdict, count = await run_in_threadpool(services.verification.verify, data)
     return _public(verdict, count)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,12 +21,15 @@ from api.printing import (
     fit_text,
     format_quantity,
     format_yuan,
+    invoice_pages,
     invoice_pdf,
     invoice_png,
     load_font,
+    pdf_chunks,
     render_invoice,
     yuan_in_words,
 )
+from tests.api.conftest import World, invoice_json
 from verifier.canonical import Domain, invoice_id, patient_commitment
 from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType, line_amount
 from verifier.qr import decode_qr_image, encode_payload, payload_for
@@ -299,3 +304,72 @@ def test_missing_font_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) 
         assert caught.value.searched == ("/nonexistent/font.ttc",)
     finally:
         printing.cjk_font_path.cache_clear()
+
+
+
+# Page by page: what a long invoice costs is one page (tests/api/test_memory.py measures it)
+
+
+def test_pages_drawn_one_at_a_time_are_the_pages(long_pages: list[Image.Image]) -> None:
+    pages = invoice_pages(LONG, HOSPITAL_NAME, _qr_text(LONG), _receipt(LONG))
+    assert len(pages) == pages.count == len(long_pages)
+    for drawn, whole in zip(pages, long_pages, strict=True):
+        assert drawn.info["page_label"] == whole.info["page_label"]
+        assert ImageChops.difference(drawn, whole).getbbox() is None
+    assert ImageChops.difference(pages.page(pages.count), long_pages[-1]).getbbox() is None
+    with pytest.raises(IndexError, match=f"pages 1..{pages.count}"):
+        pages.page(pages.count + 1)
+
+
+def test_a_refused_name_is_refused_before_any_page() -> None:
+    with pytest.raises(IdNumberInName):
+        invoice_pages(SHORT, HOSPITAL_NAME, _qr_text(SHORT), _receipt(SHORT), "330802199001010011")
+
+
+def test_streamed_pdf_has_a_valid_cross_reference(long_pages: list[Image.Image]) -> None:
+    pdf = b"".join(pdf_chunks(iter(long_pages)))
+    assert pdf == invoice_pdf(long_pages)
+    start = int(pdf.rsplit(b"startxref\n", 1)[1].split()[0])
+    header, *entries = pdf[start:].split(b"trailer")[0].splitlines()[1:]
+    count = int(header.split()[1])
+    assert count == 4 + 3 * len(long_pages) == len(entries)
+    for number, entry in enumerate(entries[1:], start=1):  # entry 0 is the free list head
+        offset = int(entry.split()[0])
+        assert pdf[offset:].startswith(b"%d 0 obj\n" % number)
+    assert b"/Count %d " % len(long_pages) in pdf
+    with pytest.raises(ValueError, match="at least one page"):
+        invoice_pdf([])
+
+
+@pytest.mark.skipif(shutil.which("gs") is None, reason="Ghostscript (gs) is not installed")
+def test_ghostscript_reads_the_pdf_and_its_qr_code(tmp_path: Path) -> None:
+    pages = invoice_pages(LONG, HOSPITAL_NAME, _qr_text(LONG), _receipt(LONG))
+    (tmp_path / "long.pdf").write_bytes(b"".join(pdf_chunks(pages)))
+    gs = ["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=png16m", "-r150"]
+    out = tmp_path / "page-%d.png"
+    subprocess.run([*gs, f"-sOutputFile={out}", str(tmp_path / "long.pdf")], check=True)
+    rendered = sorted(tmp_path.glob("page-*.png"))
+    assert len(rendered) == pages.count
+    last = tmp_path / f"page-{pages.count}.png"
+    assert decode_qr_image(last.read_bytes()) == [_qr_text(LONG)]
+
+
+def test_png_of_pages_drawn_lazily_is_the_first_page(long_pages: list[Image.Image]) -> None:
+    pages = invoice_pages(LONG, HOSPITAL_NAME, _qr_text(LONG), _receipt(LONG))
+    assert invoice_png(pages) == invoice_png(long_pages)
+
+
+def test_print_route_streams_the_pdf_and_counts_the_pages(world: World) -> None:
+    lines = [dict(invoice_json(1)["lines"][i % 3]) for i in range(150)]
+    total = sum(int(line["amount"]) for line in lines)
+    world.upload([world.item(1, lines=lines, total=total, patient_paid=total)])
+    pdf = world.read("/api/v1/invoices/33082025-0000000001/print.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    pages = int(pdf.headers["X-Page-Count"])
+    assert pages == 4  # 150 lines of 30 px rows on A4 at 150 dpi
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf.content)) == pages
+    assert pdf.content.endswith(b"%%EOF\n")
+    png = world.read("/api/v1/invoices/33082025-0000000001/print.png")
+    assert png.status_code == 200 and png.headers["X-Page-Count"] == str(pages)
+    with Image.open(io.BytesIO(png.content)) as first:
+        assert first.size == PAGE_SIZE

@@ -15,13 +15,19 @@ from PIL import Image
 from tests.verifier.photos import Photo, page_image, payload_text, photo_set
 from verifier.decode import (
     LADDER,
+    MAX_DECODED_BYTES,
     MAX_PIXELS,
+    MAX_SIDE,
     DecodeResult,
+    ImageDecodesTooLarge,
+    ImageLimits,
+    ImageSideTooLong,
     ImageTooLarge,
     PhotoDecoder,
     PyzbarDecoder,
     QrDecoder,
     ZxingDecoder,
+    open_photo,
     otsu_threshold,
     preprocess_variants,
 )
@@ -62,9 +68,10 @@ def _encode(image: Image.Image, kind: str = "PNG", **options: object) -> bytes:
     return out.getvalue()
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG of one IHDR chunk claiming ``width`` x ``height`` and no pixel data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def _png_header(width: int, height: int, color_type: int = 0) -> bytes:
+    """A PNG of one IHDR chunk claiming ``width`` x ``height`` (gray, or ``color_type`` 2 RGB,
+    6 RGBA) and no pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     chunk = b"IHDR" + ihdr
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -277,6 +284,88 @@ def test_huge_dimensions_are_refused_before_decoding(decoder: PhotoDecoder) -> N
         decoder.decode_bytes(_png_header(100_000, 100_000))
     assert bomb.value.pixels is None
     assert isinstance(bomb.value, QrImageUnreadable) and isinstance(bomb.value, QrError)
+
+
+def blank_png(width: int, height: int, color_type: int = 0) -> bytes:
+    """A whole PNG of ``width`` x ``height`` black pixels: rows of zeros compress to almost
+    nothing (39,000,000 x 1 gray is 38 KB)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    bands = {0: 1, 2: 3, 6: 4}[color_type]
+    row = bytes(1 + width * bands)  # filter byte 0, then the samples
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(39_000_000, 1), (1, 39_000_000), (MAX_SIDE + 1, 2), (1000, MAX_SIDE + 1)],
+)
+def test_an_image_too_wide_or_tall_is_refused_from_its_header(
+    decoder: PhotoDecoder, width: int, height: int
+) -> None:
+    # The 39,000,000 x 1 strip has fewer pixels than MAX_PIXELS but cost 0.8 GB decoded (the
+    # resampling alone 0.6 GB); the whole file is 38 KB.
+    data = blank_png(width, height) if height <= MAX_SIDE + 1 else _png_header(width, height)
+    with pytest.raises(ImageSideTooLong, match=f"at most {MAX_SIDE:,} a side") as refused:
+        decoder.decode_bytes(data)
+    assert refused.value.code == "image_side_too_long"
+    assert refused.value.details() == {"width": width, "height": height, "limit": MAX_SIDE}
+    with pytest.raises(ImageSideTooLong):
+        open_photo(data)
+
+
+@pytest.mark.parametrize(
+    ("color_type", "side", "decoded"),
+    [(6, 6324, 6324 * 6324 * 4), (2, 3700, 3700 * 3700 * 4), (6, 3700, 3700 * 3700 * 4)],
+)
+def test_a_colour_image_is_refused_by_what_it_takes_decoded(
+    decoder: PhotoDecoder, color_type: int, side: int, decoded: int
+) -> None:
+    # Colour is stored at 4 bytes a pixel: a 155 KB PNG of 6,324 x 6,324 RGBA cost 0.8 GB.
+    data = blank_png(side, side, color_type)
+    with pytest.raises(ImageDecodesTooLarge, match="send a JPEG") as refused:
+        decoder.decode_bytes(data)
+    assert refused.value.code == "image_too_many_bytes"
+    assert refused.value.details() == {
+        "pixels": side * side,
+        "decoded_bytes": decoded,
+        "limit": MAX_DECODED_BYTES,
+    }
+
+
+def test_the_largest_images_accepted_are_decoded() -> None:
+    gray_side = int(MAX_PIXELS**0.5)  # 6,324: gray is one byte a pixel, so only pixels count
+    colour_side = int((MAX_DECODED_BYTES / 4) ** 0.5)  # 3,545
+    decoder = PhotoDecoder([ZxingDecoder()])
+    for data in (blank_png(gray_side, gray_side), blank_png(colour_side, colour_side, 6)):
+        assert open_photo(data) == ("PNG", _size(data))
+        assert decoder.decode_bytes(data).texts == ()
+
+
+def _size(data: bytes) -> tuple[int, int]:
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_limits_are_the_decoders() -> None:
+    code = _encode(_code_image())
+    side = _code_image().width
+    assert PhotoDecoder(limits=ImageLimits(side=side)).decode_bytes(code).texts == (payload_text(),)
+    with pytest.raises(ImageSideTooLong):
+        PhotoDecoder(limits=ImageLimits(side=side - 1)).decode_bytes(code)
+    with pytest.raises(ImageTooLarge, match=f"at most {side * side - 1:,} are accepted"):
+        PhotoDecoder(limits=ImageLimits(pixels=side * side - 1)).decode_bytes(code)
+    with pytest.raises(ImageDecodesTooLarge):  # the code is gray: one byte a pixel
+        PhotoDecoder(limits=ImageLimits(decoded_bytes=side * side - 1)).decode_bytes(code)
 
 
 _MAGIC = st.sampled_from(
