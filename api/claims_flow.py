@@ -38,6 +38,7 @@ from api.claim_decisions import (
     start_worker,
 )
 from api.db import models
+from api.failed_verifications import guessed_wrong
 from api.invoice_store import invoice_key, payload_of, rows_by_id
 from api.observability import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
 from api.services import Services
@@ -261,8 +262,11 @@ class ClaimService:
     ) -> tuple[dict[int, tuple[Verdict, models.Invoice]], list[bytes]]:
         """Of the requests at ``indexes``: the verdict and stored invoice of each that
         verifies and names an invoice of its citizen, by position, and the invoice id of every
-        verification made (each counts, as in :meth:`VerificationService.verify`); every
-        other request gets its refusal in ``outcomes``."""
+        successful verification made by a citizen (each counts, as in
+        :meth:`VerificationService.verify`; staff's at the office do not); every other request
+        gets its refusal in ``outcomes``. A source that finds no bill (a wrong check code
+        included) and one that names someone else's invoice, verified or not, are refused
+        exactly as an unknown invoice: the refusal tells nothing of a bill one cannot show."""
         services = self._services
         payers = sorted(set(self.policies) & set(services.session.payers))
         keys: dict[int, bytes | None] = {}
@@ -285,12 +289,17 @@ class ClaimService:
             else:  # one tap: the invoice's own fingerprint goes through every step
                 sources.append((i, encode_payload(payload_of(services.domain, rows[key]))))
         verdicts = services.verification.verify_many([s for _, s in sources], rows)
-        named = {v.invoice_id for v in verdicts if v.valid and v.invoice_id not in rows}
+        named = {v.invoice_id for v in verdicts if v.invoice_id is not None} - set(rows)
         if named:
             with services.sessions() as db:
-                rows.update(rows_by_id(db, named))  # type: ignore[arg-type]
+                rows.update(rows_by_id(db, named))
         verified: dict[int, tuple[Verdict, models.Invoice]] = {}
         for (i, _), verdict in zip(sources, verdicts, strict=True):
+            row = rows.get(verdict.invoice_id)  # type: ignore[arg-type]
+            theirs = row is not None and row.patient_id_hash != requests[i].citizen.id_number_hash
+            if guessed_wrong(verdict) or theirs:
+                outcomes[i] = _not_found()
+                continue
             if not verdict.valid:
                 failed = next(s for s in verdict.steps if s.status == "failed")
                 outcomes[i] = ClaimRefused(
@@ -302,12 +311,16 @@ class ClaimService:
                     message_zh=failed.message_zh,
                 )
                 continue
-            row = rows.get(verdict.invoice_id)  # type: ignore[arg-type]
-            if row is None or row.patient_id_hash != requests[i].citizen.id_number_hash:
-                outcomes[i] = _not_found()  # someone else's invoice: as if unknown
+            if row is None:
+                outcomes[i] = _not_found()
                 continue
             verified[i] = (verdict, row)
-        return verified, [v.invoice_id for v in verdicts if v.invoice_id is not None]
+        counted = [
+            verdict.invoice_id
+            for (i, _), verdict in zip(sources, verdicts, strict=True)
+            if verdict.valid and verdict.invoice_id is not None and requests[i].channel != "office"
+        ]
+        return verified, counted
 
     # -- review -------------------------------------------------------------------------------
 

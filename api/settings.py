@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     sign_in_account_per_hour: int = Field(
         10, ge=1, description="sign-in attempts per ID number per hour (also its burst)"
     )
+    verify_failures_per_minute: int = Field(
+        2,
+        ge=1,
+        description="failed verifications (unknown bill or wrong check code) per client"
+        " or signed-in citizen per minute",
+    )
+    verify_failures_burst: int = Field(
+        10, ge=1, description="failed verifications a client or citizen may make at once"
+    )
+    verify_bill_failures_per_hour: int = Field(
+        10,
+        ge=1,
+        description="failed verifications of one bill code and number per clock hour,"
+        " from everybody; then 429 for that bill until the hour ends",
+    )
 
     max_issue_age_days: int | None = Field(
         None,

@@ -3,7 +3,8 @@
 The registry step uses the cache replayed from chain events; the inclusion step takes the
 record and proof from the database and log but the checkpoint root from the chain, so a
 tampered database fails it; the status step reads the claim state from the chain. Every
-verification that identifies an invoice is counted (查验次数), and the count is shown.
+successful verification by others than staff is counted (查验次数), and the count is shown
+with a valid verdict; failed attempts are counted apart (``api.failed_verifications``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def refuse_oversized_photo(data: bytes, limits: ImageLimits) -> None:
 
 
 class VerificationService:
-    """Verifies QR texts, photos and typed references; counts verifications per invoice."""
+    """Verifies QR texts, photos and typed references; counts successful verifications per
+    invoice, and failed attempts apart (``failures``)."""
 
     def __init__(
         self, services: Services, read_image: Callable[[bytes], list[str]] | None = None
@@ -122,11 +124,30 @@ class VerificationService:
         self._services = services
         self._facts = ServiceFacts(services)
         self._read_image = read_image or photo_reader(services.settings.image_limits())
+        from api.failed_verifications import FailedAttempts  # which uses this module's helpers
 
-    def verify(self, source: bytes | str | Reference) -> tuple[Verdict, int | None]:
-        """The verdict and how many times this invoice has now been verified (None when the
-        input named no invoice)."""
+        settings = services.settings
+        self.failures = FailedAttempts(
+            services.sessions,
+            settings.verify_failures_per_minute,
+            settings.verify_failures_burst,
+            settings.verify_bill_failures_per_hour,
+        )
+
+    def verify(
+        self, source: bytes | str | Reference, *, asker: str | None = None, staff: bool = False
+    ) -> tuple[Verdict, int | None]:
+        """The verdict and the invoice's count of successful verifications (查验次数), given
+        with a valid verdict only (None otherwise).
+
+        A valid verdict adds one to the count unless ``staff`` asked. A failed attempt (no bill
+        found: an unknown bill or a wrong check code) is counted apart, against ``asker`` (a
+        client's address, a citizen) and the bill; raises ``VerificationRefused`` when either
+        has used up its failed attempts (``api.failed_verifications``). Staff are neither
+        counted nor limited."""
         services = self._services
+        if not staff and asker is not None:
+            self.failures.admit(asker)
         services.registry.refresh()
         verdict = verify(
             source,
@@ -136,8 +157,14 @@ class VerificationService:
             read_image=self._read_image,
         )
         VERIFICATIONS.labels(_outcome(verdict)).inc()
-        count = self._count(verdict.invoice_id) if verdict.invoice_id else None
-        return verdict, count
+        if not staff:
+            self.failures.judge(asker, verdict)
+        if not verdict.valid or verdict.invoice_id is None:
+            return verdict, None
+        if staff:
+            with services.sessions() as db:
+                return verdict, self.counts_of(db, [verdict.invoice_id])[verdict.invoice_id]
+        return verdict, self._count(verdict.invoice_id)
 
     def verify_many(
         self, sources: Sequence[bytes | str], rows: Mapping[bytes, models.Invoice]
@@ -167,7 +194,7 @@ class VerificationService:
         transaction (the caller commits)."""
         if not added:
             return
-        statement = _insert(db)(models.Verification)
+        statement = dialect_insert(db)(models.Verification)
         db.execute(
             statement.on_conflict_do_update(
                 index_elements=[models.Verification.invoice_id],
@@ -196,7 +223,7 @@ class VerificationService:
     def _count(self, invoice_id: bytes) -> int:
         now = datetime.now(UTC)
         with self._services.sessions() as db:
-            statement = _insert(db)(models.Verification).values(
+            statement = dialect_insert(db)(models.Verification).values(
                 invoice_id=invoice_id, count=1, last_at=now
             )
             count = db.scalar(
@@ -209,7 +236,7 @@ class VerificationService:
             return int(count or 0)
 
 
-def _insert(db: Session) -> Any:
+def dialect_insert(db: Session) -> Any:
     """The dialect's INSERT, which has ON CONFLICT DO UPDATE (PostgreSQL and SQLite)."""
     return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
 
@@ -229,6 +256,15 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """0 when a request of ``client`` may go ahead now, else the seconds to wait; takes
+        nothing (:meth:`allow` does)."""
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(client, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - at) * self._rate)
+            return 0.0 if tokens >= 1 else (1 - tokens) / self._rate
 
     def allow(self, client: str) -> float:
         """0 when the request may go ahead, else the seconds to wait."""

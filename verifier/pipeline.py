@@ -15,6 +15,7 @@ trust list, nothing else; the ledger steps then say plainly that they could not 
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -314,9 +315,31 @@ def inclusion(canonical: Canonical, facts: LedgerFacts | None) -> AnchoredRecord
     return record
 
 
+def check_code(parsed: Parsed, anchored: AnchoredRecord) -> AnchoredRecord:
+    """A pointer's or typed reference's check code (校验码) is the anchored record's, compared
+    in constant time; when it differs or is absent the step fails as ``invoice_unknown``,
+    exactly as for a bill the ledger does not have. Bill codes and numbers are sequential: the
+    check code is the secret that shows the asker saw the bill, so whoever lacks it learns
+    nothing of the record, not even that it exists. Run with the inclusion step, before
+    anything of the record is told. A signed fingerprint passes: its signature was checked,
+    and the record step compares the whole signed record. Caller: the other elements are the
+    record step's."""
+    if isinstance(parsed, QrPayload):
+        return anchored
+    presented = parsed.check_code
+    if presented is None or not hmac.compare_digest(
+        presented.encode(), anchored.check_code.encode()
+    ):
+        raise StepFailed("invoice_unknown")
+    return anchored
+
+
 def record(parsed: Parsed, canonical: Canonical, anchored: AnchoredRecord) -> None:
     """What was presented equals the anchored record: the record hash for a signed payload
-    (it covers every field), the printed elements for a pointer or a reference."""
+    (it covers every field), the printed elements for a pointer or a reference. A mismatch
+    names the elements that differ, never the stored values (the asker presented the check
+    code, not the amount or the date). Caller: the check code was compared already
+    (:func:`check_code`)."""
     if isinstance(parsed, QrPayload):
         if canonical.record_hash == anchored.record_hash:
             return
@@ -352,10 +375,7 @@ def record(parsed: Parsed, canonical: Canonical, anchored: AnchoredRecord) -> No
         raise StepFailed(
             "record_mismatch",
             fields=", ".join(m.field for m in mismatches),
-            mismatches=[
-                {"field": m.field, "expected": str(m.expected), "actual": str(m.actual)}
-                for m in mismatches
-            ],
+            mismatches=[{"field": m.field} for m in mismatches],
         )
 
 
@@ -363,7 +383,9 @@ def status(
     canonical: Canonical, anchored: AnchoredRecord, facts: LedgerFacts
 ) -> tuple[str, dict[str, Any]]:
     """The claim state on chain: a voided invoice fails; otherwise the amount still claimable.
-    Caller: a claim must still check the claimable amount and locks at settlement time."""
+    Run only after the record step passed: paid, claimable, locks and the total are told only
+    to whoever presented the bill (its check code, or the whole signed record). Caller: a claim
+    must still check the claimable amount and locks at settlement time."""
     state = facts.claim_state(canonical.invoice_id)
     if state.voided:
         raise StepFailed("voided")
@@ -460,7 +482,7 @@ def verify(
         )
     anchored = run.run(
         "inclusion",
-        lambda: inclusion(canonical, facts),  # type: ignore[arg-type]
+        lambda: check_code(parsed, inclusion(canonical, facts)),  # type: ignore[arg-type]
         lambda r: ("included", {"leaf_index": r.leaf_index, "checkpoint_size": r.checkpoint_size}),
     )
     if anchored is None and run.failed is None:

@@ -44,6 +44,7 @@ vectors: ``tests/verifier/vectors/pointer/`` (each file says how its expected va
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -122,7 +123,9 @@ class Mismatch:
     """One element where a pointer disagrees with the record.
 
     ``expected`` is the record's value (trusted), ``actual`` the pointer's; the amount is in
-    fen and the date is the record's issue date in China Standard Time.
+    fen and the date is the record's issue date in China Standard Time. ``expected`` is for
+    the caller's own checks and is never shown to whoever presented the pointer: a
+    verification names the element that differs, not what it should be.
     """
 
     field: PointerField
@@ -169,9 +172,9 @@ def matches(pointer: PointerQr, record: BillRecord) -> list[Mismatch]:
 
     Bill code, bill number and check code are always compared (a pointer without a check code
     mismatches: bill codes and numbers are sequential and guessable, the check code is what
-    proves the holder saw the bill); the amount and the date only when the pointer has them,
-    the date against the record's issue time in China Standard Time. Raises ``ValueError``
-    for a record whose ``issued_at`` is naive.
+    proves the holder saw the bill, compared in constant time); the amount and the date only
+    when the pointer has them, the date against the record's issue time in China Standard
+    Time. Raises ``ValueError`` for a record whose ``issued_at`` is naive.
     """
     if record.issued_at.utcoffset() is None:
         raise ValueError("the record's issued_at must be timezone-aware")
@@ -180,7 +183,9 @@ def matches(pointer: PointerQr, record: BillRecord) -> list[Mismatch]:
         found.append(Mismatch("bill_code", record.bill_code, pointer.bill_code))
     if pointer.bill_number != record.bill_number:
         found.append(Mismatch("bill_number", record.bill_number, pointer.bill_number))
-    if pointer.check_code != record.check_code:
+    if pointer.check_code is None or not hmac.compare_digest(
+        pointer.check_code.encode(), record.check_code.encode()
+    ):
         found.append(Mismatch("check_code", record.check_code, pointer.check_code))
     if pointer.amount_fen is not None and pointer.amount_fen != record.total_fen:
         found.append(Mismatch("amount_fen", record.total_fen, pointer.amount_fen))

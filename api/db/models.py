@@ -185,13 +185,27 @@ class Checkpoint(Base):
 
 
 class Verification(Base):
-    """How many times an invoice was verified (查验次数), shown in every verdict; an invoice
-    verified unusually often is a smart-audit signal."""
+    """How many times an invoice was verified successfully by others than staff (查验次数),
+    shown in every valid verdict; an invoice verified unusually often is a smart-audit
+    signal."""
 
     __tablename__ = "verifications"
 
     invoice_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime]
+
+
+class VerificationFailure(Base):
+    """Failed verifications of one bill (an unknown bill or a wrong check code: told apart by
+    nothing) in one clock hour, counted apart from :class:`Verification`; the hour's limit
+    makes guessing a bill's check code hopeless."""
+
+    __tablename__ = "verification_failures"
+
+    bill: Mapped[str] = mapped_column(String(40), primary_key=True)  # BILLCODE-BILLNUMBER
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix time // 3600
+    failures: Mapped[int] = mapped_column(Integer)
     last_at: Mapped[datetime]
 
 

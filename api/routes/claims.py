@@ -14,6 +14,7 @@ from api.claims_flow import ClaimRefused, readable
 from api.db import models
 from api.deps import ServicesDep, StaffDep, staff_with
 from api.errors import ApiError
+from api.failed_verifications import VerificationRefused
 from api.invoice_store import load_invoice
 from api.routes.citizens import CitizenDep
 from api.services import Services
@@ -103,12 +104,29 @@ def _public(services: Services, claim: models.Claim, history: bool = False) -> C
     )
 
 
+#: Refusals that are failed attempts: what was sent names no invoice of the citizen's.
+FAILED_ATTEMPTS = ("invoice_not_found", "verification_failed")
+
+
 def _submit(
     services: Services, citizen: models.Citizen, source: str | bytes, payer: str, channel: str
 ) -> ClaimPublic:
+    """Submits the claim; a citizen's own failed attempts are limited (429 ``rate_limited``,
+    decided before the attempt), staff's at the office are not."""
+    failures = services.verification.failures
+    asker = None if channel == "office" else f"citizen:{citizen.id}"
+    try:
+        if asker is not None:
+            failures.admit(asker)
+    except VerificationRefused as exc:
+        raise ApiError(
+            429, exc.code, str(exc), retry_after_seconds=round(exc.retry_after, 1)
+        ) from None
     try:
         claim = services.claims.submit(citizen, source, payer, channel)
     except ClaimRefused as exc:
+        if asker is not None and exc.code in FAILED_ATTEMPTS:
+            failures.record(asker, None)
         raise ApiError(exc.status, exc.code, str(exc), **exc.details) from None
     return _public(services, claim)
 
@@ -116,8 +134,9 @@ def _submit(
 @router.post("/claims", response_model=ClaimPublic, status_code=201)
 def claim(services: ServicesDep, citizen: CitizenDep, body: ClaimRequest) -> ClaimPublic:
     """One-tap claim of an invoice (or of a QR text) from a payer. Refused: an invoice that
-    does not verify, someone else's invoice (as if unknown), a second claim of the invoice from
-    the same payer (409, with the first claim's reference)."""
+    does not verify, someone else's invoice and a wrong check code (both as if unknown), a
+    second claim of the invoice from the same payer (409, with the first claim's reference);
+    too many failed attempts of the citizen (429)."""
     source = body.invoice if body.invoice is not None else body.qr_text
     assert source is not None
     channel = "app" if body.invoice is not None else "qr_text"

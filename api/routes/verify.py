@@ -1,16 +1,19 @@
 """Verification of an invoice by anyone: QR text, a photo of the QR code, or the bill code and
-number typed in. Rate-limited per client."""
+number typed in. Rate-limited per client; failed attempts limited per client and per bill."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Header, Request
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import ServicesDep
 from api.errors import ApiError
+from api.failed_verifications import VerificationRefused
+from api.services import Services
+from api.staff import staff_for_token
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
@@ -47,9 +50,12 @@ class VerdictPublic(BaseModel):
     steps: list[dict[str, Any]]
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _limit(services: ServicesDep, request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    wait = services.rate_limiter.allow(client)
+    wait = services.rate_limiter.allow(_client(request))
     if wait > 0:
         raise ApiError(
             429,
@@ -57,6 +63,24 @@ def _limit(services: ServicesDep, request: Request) -> None:
             f"too many verifications: retry in {wait:.0f} s",
             retry_after_seconds=round(wait, 1),
         )
+
+
+def _is_staff(services: Services, authorization: str | None) -> bool:
+    """Whether a staff token came with the verification (staff's are not counted). Anyone may
+    verify: a missing or unknown token is an anonymous verification, not an error."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    return bool(token) and staff_for_token(services, token) is not None
+
+
+def _verified(
+    services: Services, source: bytes | str | Reference, client: str, staff: bool
+) -> VerdictPublic:
+    try:
+        return _public(*services.verification.verify(source, asker=client, staff=staff))
+    except VerificationRefused as exc:
+        raise ApiError(
+            429, exc.code, str(exc), retry_after_seconds=round(exc.retry_after, 1)
+        ) from None
 
 
 def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
@@ -74,13 +98,18 @@ def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
 
 @router.post("", response_model=VerdictPublic)
 def verify_text(
-    services: ServicesDep, request: Request, body: Annotated[VerifyRequest, Body()]
+    services: ServicesDep,
+    request: Request,
+    body: Annotated[VerifyRequest, Body()],
+    authorization: Annotated[str | None, Header()] = None,
 ) -> VerdictPublic:
     """Verifies a QR text (ours or a fiscal e-bill pointer) or a typed bill code and number.
 
     The verdict lists every step (decode, parse, canonicalise, signature, registry, inclusion,
     record, status) with a stable code and a sentence in Chinese and English, and stops at the
-    first failure. An invalid invoice is a 200 with ``valid: false``, not an error."""
+    first failure. An invalid invoice is a 200 with ``valid: false``, not an error; a wrong
+    check code is answered exactly as an unknown bill. Failed attempts are limited per client
+    and per bill (429 ``rate_limited``, ``bill_rate_limited``)."""
     _limit(services, request)
     source: str | Reference
     if body.qr_text is not None:
@@ -90,7 +119,7 @@ def verify_text(
         source = Reference(
             body.bill_code, body.bill_number, body.check_code, body.amount_fen, body.issued_on
         )
-    return _public(*services.verification.verify(source))
+    return _verified(services, source, _client(request), _is_staff(services, authorization))
 
 
 @router.post(
@@ -100,7 +129,11 @@ def verify_text(
         "requestBody": {"content": {"image/png": {}, "image/jpeg": {}}, "required": True}
     },
 )
-async def verify_image(services: ServicesDep, request: Request) -> VerdictPublic:
+async def verify_image(
+    services: ServicesDep,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> VerdictPublic:
     """Verifies a photo of the QR code: send the PNG or JPEG bytes as the request body."""
     _limit(services, request)
     data = await request.body()
@@ -111,5 +144,5 @@ async def verify_image(services: ServicesDep, request: Request) -> VerdictPublic
     from api.verification import refuse_oversized_photo
 
     refuse_oversized_photo(data, services.settings.image_limits())  # 413 from the header
-    verdict, count = await run_in_threadpool(services.verification.verify, data)
-    return _public(verdict, count)
+    staff = await run_in_threadpool(_is_staff, services, authorization)
+    return await run_in_threadpool(_verified, services, data, _client(request), staff)
