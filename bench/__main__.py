@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,23 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine()
+    broken: list[str] = []
     for name in args.names:
-        figures = BENCHMARKS[name](leaves=args.leaves) if name == "ledger" else BENCHMARKS[name]()
+        try:
+            figures = (
+                BENCHMARKS[name](leaves=args.leaves) if name == "ledger" else BENCHMARKS[name]()
+            )
+        except load.LoadRequirementsBroken as exc:
+            # The figures of a failed run are kept too: they say which bound broke, and by how much.
+            figures = exc.figures
+            broken.append(f"{name}: {exc}")
         for key, value in figures.items():
             print(f"{key:40} {value}")
         results.update(figures)
         RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print(f"written to {RESULTS}")
+    if broken:
+        sys.exit("\n".join(broken))
 
 
 if __name__ == "__main__":
