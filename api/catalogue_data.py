@@ -601,7 +601,7 @@ def _parse() -> tuple[CatalogueItem, ...]:
             while code in seen_codes:
                 sub += 1
                 code = f"F00{klass}{sub:04d}"
-        if code in seen_codes or not CATALOGUE_CODE.match(code):
+        if code in seen_codes or not CATALOGUE_CODE.fullmatch(code):
             raise ValueError(f"bad or duplicate catalogue code {code!r} for {name}")
         seen_codes.add(code)
         usual_milli, max_milli = _milli(usual), _milli(most)

@@ -182,7 +182,7 @@ def id_check_character(first17: str) -> str:
 def valid_id_number(s: str) -> bool:
     """Whether ``s`` is a well-formed 18-character resident ID number: digits, a real birth
     date, and the right check character (an upper-case X for 10)."""
-    if not isinstance(s, str) or not _ID_SHAPE.match(s):
+    if not isinstance(s, str) or not _ID_SHAPE.fullmatch(s):
         return False
     try:
         born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))

@@ -79,9 +79,26 @@ def _int(value: str) -> Any:
 
 def read_csv_batch(text: str) -> list[dict[str, Any]]:
     """Batch items from CSV: rows with the same bill code and number form one invoice, in
-    order; ``diagnoses`` are separated by ``;``; empty cells are absent values."""
+    order; ``diagnoses`` are separated by ``;``; empty cells are absent values.
+
+    Raises ``ValueError`` naming the row when the file is not CSV (a field over the csv
+    module's limit of 131,072 characters, say).
+    """
+    records: list[list[str]] = []
+    try:
+        for record in csv.reader(io.StringIO(text)):
+            records.append(record)
+    except csv.Error as exc:
+        raise ValueError(f"row {len(records) + 1} (the header is row 1): {exc}") from None
+    if not records:
+        return []
+    header = records[0]
+    return _items_of(dict(zip(header, record, strict=False)) for record in records[1:] if record)
+
+
+def _items_of(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
     items: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in rows:
         key = (row.get("bill_code", ""), row.get("bill_number", ""))
         item = items.get(key)
         if item is None:

@@ -38,11 +38,21 @@ from verifier.canonical import (
     recover_signer,
     signing_digest,
 )
-from verifier.invoice import Invoice, InvoiceInvalid, Problem, parse_invoice
+from verifier.invoice import (
+    ID_NUMBER_LIKE,
+    Invoice,
+    InvoiceInvalid,
+    Problem,
+    parse_invoice,
+    text_problem,
+)
 
 #: Batches at least this large are prepared in worker processes.
 PARALLEL_THRESHOLD = 256
 CHUNK = 200
+#: Longest patient ID number (an 18-character resident ID, or a passport's number) and name.
+MAX_ID_NUMBER = 32
+MAX_PATIENT_NAME = 100
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,9 @@ def _refuse(
     return Refusal(index, reference, code, (Problem(path, reason),), status)
 
 
-def _prepare_one(index: int, item: Any, domain: Domain) -> _Prepared | Refusal:
+def _prepare_one(
+    index: int, item: Any, domain: Domain, received_at: datetime
+) -> _Prepared | Refusal:
     if not isinstance(item, Mapping):
         return _refuse(
             index,
@@ -199,7 +211,7 @@ def _prepare_one(index: int, item: Any, domain: Domain) -> _Prepared | Refusal:
             "each item is an object with 'invoice', 'signature' and optionally 'patient'",
         )
     try:
-        invoice = parse_invoice(item.get("invoice"))  # type: ignore[arg-type]
+        invoice = parse_invoice(item.get("invoice"), received_at)  # type: ignore[arg-type]
     except InvoiceInvalid as exc:
         return Refusal(index, exc.reference, "invalid_invoice", exc.problems)
     reference = invoice.reference
@@ -220,30 +232,48 @@ def _prepare_one(index: int, item: Any, domain: Domain) -> _Prepared | Refusal:
     if patient is not None:
         problem = _check_patient(patient, invoice)
         if problem is not None:
-            return _refuse(index, reference, "patient_mismatch", *problem)
+            return _refuse(index, reference, *problem)
     return _flatten(index, invoice, fields, record_hash, signature, signer, patient)
 
 
-def _check_patient(patient: Any, invoice: Invoice) -> tuple[str, str] | None:
+def _check_patient(patient: Any, invoice: Invoice) -> tuple[str, str, str] | None:
+    """Why the patient data cannot be kept: (code, path, reason), or None."""
     if not isinstance(patient, Mapping) or not all(
         isinstance(patient.get(k), str) for k in ("id_number", "name", "salt")
     ):
-        return ("patient", "needs 'id_number', 'name' and 'salt' (hex) as strings")
+        return (
+            "invalid_patient",
+            "patient",
+            "needs 'id_number', 'name' and 'salt' (hex) as strings",
+        )
+    for key, longest in (("id_number", MAX_ID_NUMBER), ("name", MAX_PATIENT_NAME)):
+        if len(patient[key]) > longest:
+            return ("invalid_patient", f"patient.{key}", f"is longer than {longest} characters")
+        if (problem := text_problem(patient[key])) is not None:
+            return ("invalid_patient", f"patient.{key}", problem)
+    if ID_NUMBER_LIKE.search(patient["name"]):
+        # The name is printed on the invoice, an ID number never is (the value is not
+        # repeated: it is personal data).
+        return ("invalid_patient", "patient.name", "contains an ID number; send the name alone")
     try:
         salt = bytes.fromhex(patient["salt"].removeprefix("0x"))
         expected = patient_commitment(patient["id_number"], salt)
     except ValueError as exc:
-        return ("patient.salt", str(exc))
+        return ("patient_mismatch", "patient.salt", str(exc))
     if expected != invoice.patient_commitment:
-        return ("invoice.patient_commitment", "does not commit to the patient given")
+        return (
+            "patient_mismatch",
+            "invoice.patient_commitment",
+            "does not commit to the patient given",
+        )
     return None
 
 
 def _prepare_chunk(
-    start: int, items: Sequence[Any], chain_id: int, contract: str
+    start: int, items: Sequence[Any], chain_id: int, contract: str, received_at: datetime
 ) -> list[_Prepared | Refusal]:
     domain = Domain(chain_id, contract)
-    return [_prepare_one(start + i, item, domain) for i, item in enumerate(items)]
+    return [_prepare_one(start + i, item, domain, received_at) for i, item in enumerate(items)]
 
 
 class IngestService:
@@ -268,17 +298,18 @@ class IngestService:
     def close(self) -> None:
         self._pool.close()
 
-    def prepare(self, items: Sequence[Any]) -> list[_Prepared | Refusal]:
-        """Validates and recovers signatures, in worker processes for large batches."""
+    def prepare(
+        self, items: Sequence[Any], received_at: datetime | None = None
+    ) -> list[_Prepared | Refusal]:
+        """Validates and recovers signatures, in worker processes for large batches; times
+        in the future of ``received_at`` (now by default) are refused."""
+        received_at = received_at or datetime.now(UTC)
+        chain_id, contract = self._domain.chain_id, self._domain.contract
         if len(items) < PARALLEL_THRESHOLD or self._pool.size < 2:
-            return _prepare_chunk(0, items, self._domain.chain_id, self._domain.contract)
+            return _prepare_chunk(0, items, chain_id, contract, received_at)
         futures = [
             self._pool.submit(
-                _prepare_chunk,
-                start,
-                items[start : start + CHUNK],
-                self._domain.chain_id,
-                self._domain.contract,
+                _prepare_chunk, start, items[start : start + CHUNK], chain_id, contract, received_at
             )
             for start in range(0, len(items), CHUNK)
         ]

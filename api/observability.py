@@ -118,7 +118,7 @@ async def request_middleware(
 ) -> Response:
     """Request id, timing, one log line and the request metrics for every request."""
     given = request.headers.get("x-request-id")
-    rid = given if given and _GOOD_ID.match(given) else uuid.uuid4().hex
+    rid = given if given and _GOOD_ID.fullmatch(given) else uuid.uuid4().hex
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500

@@ -37,7 +37,7 @@ class KeyStore:
         self._unlocked: dict[str, LocalAccount] = {}
 
     def path(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"bad key name {name!r}")
         return self.directory / f"{name}.json"
 

@@ -32,7 +32,7 @@ class Role(enum.StrEnum):
 
 def hospital_code_bytes(code: str) -> bytes:
     """The bytes32 form of a hospital code: its ASCII, left-aligned, zero-padded."""
-    if not _HOSPITAL_CODE.match(code):
+    if not _HOSPITAL_CODE.fullmatch(code):
         raise ValueError(f"hospital code must be 1 to 32 letters or digits, got {code!r}")
     return code.encode("ascii").ljust(32, b"\x00")
 

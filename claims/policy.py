@@ -182,7 +182,7 @@ def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
     f = Fields()
     f.only(data, _TOP_KEYS, ROOT)
     payer = f.text(data, "payer", ROOT)
-    if payer and not PAYER_ID.match(payer):
+    if payer and not PAYER_ID.fullmatch(payer):
         f.bad("payer", f"{payer!r} must be lower-case letters, digits or _ (1 to 32)")
     kind = f.text(data, "kind", ROOT, choices=[k.value for k in PolicyKind])
     name_zh = f.text(data, "name_zh", ROOT)

@@ -7,6 +7,13 @@ quantity is an integer number of thousandths, so that 0.5 g or 2.25 tablets stay
 Parsing collects every problem at once: each ``Problem`` names the field path
 (``lines[3].amount``) and the reason, and ``InvoiceInvalid`` carries them with the invoice's
 identity, so that a hospital can fix a whole batch from one report.
+
+Every value is checked to a range that every later step handles (the database's BIGINT, the
+contract's uint64, the QR code's CBOR, epoch seconds, the printed invoice): money and
+quantities are bounded, times carry a real UTC offset (within ±14:00, whole minutes, whole
+seconds) in the years 2000 to 2100 and, when the time of arrival is given, not in its future;
+text is valid Unicode without control characters. Codes match whole strings (``fullmatch``:
+``$`` alone would accept a trailing newline). So what is stored reads back as it was sent.
 """
 
 from __future__ import annotations
@@ -15,19 +22,40 @@ import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-BILL_CODE = re.compile(r"^[0-9]{8}$")
-BILL_NUMBER = re.compile(r"^[0-9]{10}$")
-CHECK_CODE = re.compile(r"^[0-9A-Za-z]{6}$")
-HOSPITAL_CODE = re.compile(r"^[0-9A-Za-z]{1,32}$")
+# Whole-string patterns: use them with ``fullmatch``.
+BILL_CODE = re.compile(r"[0-9]{8}")
+BILL_NUMBER = re.compile(r"[0-9]{10}")
+CHECK_CODE = re.compile(r"[0-9A-Za-z]{6}")
+HOSPITAL_CODE = re.compile(r"[0-9A-Za-z]{1,32}")
 # National medical insurance catalogue codes (医保目录编码): a letter then 4 to 29 letters/digits.
-CATALOGUE_CODE = re.compile(r"^[A-Z][0-9A-Z]{4,29}$")
+CATALOGUE_CODE = re.compile(r"[A-Z][0-9A-Z]{4,29}")
 # ICD-10: a letter, two digits, optionally a dot and up to four more characters.
-ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
+ICD10 = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?")
+# What looks like a resident ID number (15 digits, or 17 digits and a check character): never
+# in a name, since names are printed and ID numbers never are.
+ID_NUMBER_LIKE = re.compile(r"[0-9]{15}|[0-9]{17}[0-9Xx]")
 MAX_LINES = 20_000
-MAX_FEN = 2**63 - 1
+MAX_DIAGNOSES = 50
+#: 10 billion yuan: far above any medical bill, exact as a JavaScript number, and a million
+#: such amounts still add up within a signed 64-bit integer (BIGINT) and the contract's uint64.
+MAX_FEN = 10**12
+#: A billion units of one item.
+MAX_QUANTITY_MILLI = 10**12
+#: Times and dates are accepted in these years (epoch seconds stay positive and small, every
+#: database and the printed invoice handle them).
+MIN_YEAR, MAX_YEAR = 2000, 2100
+#: The real range of UTC offsets (UTC-12:00 to UTC+14:00 are in use), taken symmetrically.
+MAX_UTC_OFFSET = timedelta(hours=14)
+#: How far in the future of its arrival an issue or line time may be: hospital clocks drift.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)
+_LATEST = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC)
+# Control characters (Unicode category Cc), lone surrogates (Cs: what invalid UTF-8 decodes to
+# with surrogateescape, and what JSON's "\\ud800" gives), line and paragraph separators.
+_BAD_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 class VisitType(enum.StrEnum):
@@ -111,6 +139,42 @@ class Invoice:
         return f"{self.bill_code}-{self.bill_number}"
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored and shown as text, or None: a lone surrogate (not valid
+    Unicode; invalid UTF-8 read leniently gives one) or a control character."""
+    found = _BAD_CHARACTER.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        return f"is not valid Unicode text (lone surrogate U+{code:04X}, e.g. from invalid UTF-8)"
+    return f"must not contain the control character U+{code:04X}"
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A refused value in a reason: its repr (which escapes surrogates and controls), cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _reference(bill_code: str, bill_number: str) -> str:
+    """The invoice named as the hospital sent it, even malformed, but safe to show."""
+    parts = []
+    for value in (bill_code, bill_number):
+        if not value:
+            parts.append("?")
+        elif len(value) > 32 or text_problem(value) is not None:
+            parts.append(_shown(value, 32))
+        else:
+            parts.append(value)
+    return "-".join(parts)
+
+
+def _latest_day(received_at: datetime) -> date:
+    """The latest calendar day anywhere on Earth at ``received_at`` (plus the clock skew)."""
+    return (received_at + MAX_CLOCK_SKEW).astimezone(timezone(MAX_UTC_OFFSET)).date()
+
+
 def line_amount(unit_price: int, quantity_milli: int) -> int:
     """unit price x quantity in fen, rounded half up (the till's rounding)."""
     return (unit_price * quantity_milli + 500) // 1000
@@ -119,8 +183,9 @@ def line_amount(unit_price: int, quantity_milli: int) -> int:
 class _Reader:
     """Reads fields out of a JSON object, noting a Problem for each bad one."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], received_at: datetime | None) -> None:
         self.problems = problems
+        self.received_at = received_at
 
     def bad(self, path: str, reason: str) -> None:
         self.problems.append(Problem(path, reason))
@@ -141,8 +206,10 @@ class _Reader:
             return ""
         if len(value) > max_len:
             self.bad(where, f"is longer than {max_len} characters")
-        elif pattern is not None and not pattern.match(value):
-            self.bad(where, f"{value!r} is not {what or 'well-formed'}")
+        elif (problem := text_problem(value)) is not None:
+            self.bad(where, problem)
+        elif pattern is not None and not pattern.fullmatch(value):
+            self.bad(where, f"{_shown(value)} is not {what or 'well-formed'}")
         return value
 
     def fen(self, obj: Mapping[str, Any], key: str, path: str) -> int:
@@ -150,19 +217,21 @@ class _Reader:
         where = f"{path}{key}"
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) or (isinstance(value, str) and "." in value):
-                self.bad(where, f"must be an integer number of fen, got {value!r} (fractional)")
+                self.bad(
+                    where, f"must be an integer number of fen, got {_shown(value)} (fractional)"
+                )
             else:
                 self.bad(
                     where,
                     "is required"
                     if value is None
-                    else f"must be an integer number of fen, got {value!r}",
+                    else f"must be an integer number of fen, got {_shown(value)}",
                 )
             return 0
         if value < 0:
             self.bad(where, f"must not be negative, got {value}")
         elif value > MAX_FEN:
-            self.bad(where, "is too large")
+            self.bad(where, f"must be at most {MAX_FEN} fen")
         return value
 
     def moment(self, obj: Mapping[str, Any], key: str, path: str) -> datetime:
@@ -175,23 +244,44 @@ class _Reader:
         if parsed is None:
             self.bad(
                 where,
-                "is required" if value is None else f"must be an ISO 8601 date-time, got {value!r}",
+                "is required"
+                if value is None
+                else f"must be an ISO 8601 date-time, got {_shown(value)}",
             )
             return datetime.min
-        if parsed.tzinfo is None:
-            self.bad(where, f"must carry a timezone (e.g. +08:00), got {value!r}")
+        offset = parsed.utcoffset()
+        if offset is None:
+            self.bad(where, f"must carry a timezone (e.g. +08:00), got {_shown(value)}")
+        elif abs(offset) > MAX_UTC_OFFSET or offset % timedelta(minutes=1):
+            self.bad(where, f"has UTC offset {offset}: offsets are whole minutes within ±14:00")
+        elif parsed.microsecond:
+            self.bad(where, "must be whole seconds (the signed form counts seconds)")
+        elif not _EARLIEST <= parsed < _LATEST:
+            self.bad(where, f"must be in the years {MIN_YEAR} to {MAX_YEAR}, got {_shown(value)}")
+        elif self.received_at is not None and parsed > self.received_at + MAX_CLOCK_SKEW:
+            self.bad(
+                where,
+                f"{_shown(value)} is in the future: the invoice arrived at "
+                f"{self.received_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            )
         return parsed
 
     def day(self, obj: Mapping[str, Any], key: str, path: str) -> date | None:
         value = obj.get(key)
         if value is None:
             return None
+        where = f"{path}{key}"
         try:
-            return date.fromisoformat(value) if isinstance(value, str) else None
+            parsed = date.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
-            pass
-        self.bad(f"{path}{key}", f"must be an ISO 8601 date, got {value!r}")
-        return None
+            parsed = None
+        if parsed is None:
+            self.bad(where, f"must be an ISO 8601 date, got {_shown(value)}")
+        elif not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            self.bad(where, f"must be in the years {MIN_YEAR} to {MAX_YEAR}, got {_shown(value)}")
+        elif self.received_at is not None and parsed > _latest_day(self.received_at):
+            self.bad(where, f"{_shown(value)} is in the future")
+        return parsed
 
     def choice(self, obj: Mapping[str, Any], key: str, path: str, enum_type: Any) -> Any:
         value = obj.get(key)
@@ -199,23 +289,26 @@ class _Reader:
             return enum_type(value)
         except ValueError:
             allowed = ", ".join(repr(m.value) for m in enum_type)
-            self.bad(f"{path}{key}", f"must be one of {allowed}, got {value!r}")
+            self.bad(f"{path}{key}", f"must be one of {allowed}, got {_shown(value)}")
             return next(iter(enum_type))
 
 
-def parse_invoice(data: Mapping[str, Any]) -> Invoice:
+def parse_invoice(data: Mapping[str, Any], received_at: datetime | None = None) -> Invoice:
     """Builds an Invoice from its JSON form (see docs/invoice-format.md).
 
     Raises ``InvoiceInvalid`` listing every problem: malformed codes, negative or fractional
-    money, lines that do not add up, discharge before admission, times without timezone.
+    money, amounts or quantities out of range, lines that do not add up, discharge before
+    admission, times without timezone or outside the accepted years, text that is not valid
+    Unicode. With ``received_at`` (the time of arrival, timezone-aware), times and dates in its
+    future (beyond ``MAX_CLOCK_SKEW``) are refused too.
     """
     problems: list[Problem] = []
-    r = _Reader(problems)
+    r = _Reader(problems, received_at)
     if not isinstance(data, Mapping):
         raise InvoiceInvalid("?", [Problem("$", "an invoice must be a JSON object")])
     bill_code = r.text(data, "bill_code", "", BILL_CODE, what="8 digits")
     bill_number = r.text(data, "bill_number", "", BILL_NUMBER, what="10 digits")
-    reference = f"{bill_code or '?'}-{bill_number or '?'}"
+    reference = _reference(bill_code, bill_number)
     check_code = r.text(data, "check_code", "", CHECK_CODE, what="6 letters or digits")
     hospital = r.text(data, "hospital", "", HOSPITAL_CODE, what="1 to 32 letters or digits")
     issued_at = r.moment(data, "issued_at", "")
@@ -281,9 +374,12 @@ def _diagnoses(r: _Reader, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         r.bad("diagnoses", "must be a non-empty list of ICD-10 codes")
         return ()
+    if len(value) > MAX_DIAGNOSES:
+        r.bad("diagnoses", f"has {len(value)} codes, at most {MAX_DIAGNOSES} are accepted")
+        return ()
     for i, code in enumerate(value):
-        if not isinstance(code, str) or not ICD10.match(code):
-            r.bad(f"diagnoses[{i}]", f"{code!r} is not an ICD-10 code")
+        if not isinstance(code, str) or not ICD10.fullmatch(code):
+            r.bad(f"diagnoses[{i}]", f"{_shown(code)} is not an ICD-10 code")
     return tuple(str(c) for c in value)
 
 
@@ -309,8 +405,11 @@ def _lines(r: _Reader, value: Any) -> tuple[DetailLine, ...]:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
             r.bad(
                 f"{path}quantity_milli",
-                f"must be a positive integer (thousandths), got {quantity!r}",
+                f"must be a positive integer (thousandths), got {_shown(quantity)}",
             )
+            quantity = 0
+        elif quantity > MAX_QUANTITY_MILLI:
+            r.bad(f"{path}quantity_milli", f"must be at most {MAX_QUANTITY_MILLI} (thousandths)")
             quantity = 0
         amount = r.fen(raw, "amount", path)
         department = r.text(raw, "department", path, max_len=100)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import select
 
 from api import claims_flow
@@ -19,8 +20,10 @@ from api.invoice_store import load_invoice
 from api.routes.citizens import CitizenDep
 from api.services import Services
 from api.staff import Staff
+from chain.errors import LedgerError
 
 router = APIRouter(tags=["claims"])
+log = logging.getLogger("zeroclaim.claims")
 
 
 class ClaimRequest(BaseModel):
@@ -314,9 +317,10 @@ def office_claim(
 
 
 class OfficeBatch(BaseModel):
-    """Claims entered together at a counter or imported from a payer's paper intake."""
+    """Claims entered together at a counter or imported from a payer's paper intake: each an
+    :class:`OfficeClaimRequest`, checked one by one (a malformed claim is refused alone)."""
 
-    claims: list[OfficeClaimRequest] = Field(min_length=1, max_length=1000)
+    claims: list[Any] = Field(min_length=1, max_length=1000)
 
 
 class BatchOutcome(BaseModel):
@@ -332,16 +336,67 @@ class BatchOutcome(BaseModel):
     error: dict[str, Any] | None = None
 
 
+def _office_claim(index: int, raw: Any) -> OfficeClaimRequest | BatchOutcome:
+    """One claim of a batch, or its refusal naming each malformed field (never its value: an
+    ID number is personal data)."""
+    try:
+        return OfficeClaimRequest.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            {"path": ".".join(str(p) for p in e["loc"]) or "$", "reason": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        error = {
+            "code": "invalid_request",
+            "message": "the claim is malformed",
+            "problems": problems,
+        }
+        return BatchOutcome(index=index, status=422, error=error)
+
+
+def _submit_each(
+    services: Services, requests: list[claims_flow.ClaimRequest]
+) -> list[models.Claim | ClaimRefused]:
+    """The claims of a batch taken one at a time, after the batch failed as a whole: each
+    gets its own answer, and a claim that cannot be processed does not take the others with
+    it (a failure of the ledger is the request's answer, as for one claim)."""
+    outcomes: list[models.Claim | ClaimRefused] = []
+    for r in requests:
+        try:
+            outcomes.append(services.claims.submit(r.citizen, r.source, r.payer, r.channel))
+        except ClaimRefused as exc:
+            outcomes.append(exc)
+        except LedgerError:
+            raise
+        except Exception:
+            log.exception("an office claim could not be processed")
+            outcomes.append(
+                ClaimRefused(
+                    500, "claim_failed", "this claim could not be processed and was not stored"
+                )
+            )
+    return outcomes
+
+
 @router.post("/office/claims/batch", response_model=list[BatchOutcome])
 def office_claims_batch(
     services: ServicesDep, reviewer: ReviewerDep, body: OfficeBatch
 ) -> list[BatchOutcome]:
     """Up to 1,000 counter claims at once, each checked exactly as one by one and in order
     (a later claim of the same invoice and payer is a duplicate of the earlier), stored in
-    one transaction. One outcome per claim, in the order sent."""
-    for item in body.claims:
+    one transaction. One outcome per claim, in the order sent: a malformed claim, or one that
+    cannot be processed, is answered alone and the others are still taken."""
+    outcomes: list[BatchOutcome | None] = [None] * len(body.claims)
+    parsed: list[tuple[int, OfficeClaimRequest]] = []
+    for i, raw in enumerate(body.claims):
+        item = _office_claim(i, raw)
+        if isinstance(item, BatchOutcome):
+            outcomes[i] = item
+        else:
+            parsed.append((i, item))
+    for _, item in parsed:
         _own_payer(reviewer, item.payer)
-    hashes = [services.ingest.personal.id_number_hash(c.id_number) for c in body.claims]
+    hashes = [services.ingest.personal.id_number_hash(c.id_number) for _, c in parsed]
     with services.sessions() as db:
         found = {
             c.id_number_hash: c
@@ -349,9 +404,8 @@ def office_claims_batch(
                 select(models.Citizen).where(models.Citizen.id_number_hash.in_(set(hashes)))
             )
         }
-    outcomes: list[BatchOutcome | None] = [None] * len(hashes)
     requests: list[tuple[int, claims_flow.ClaimRequest]] = []
-    for i, (item, id_hash) in enumerate(zip(body.claims, hashes, strict=True)):
+    for (i, item), id_hash in zip(parsed, hashes, strict=True):
         citizen = found.get(id_hash)
         if citizen is None:
             error = {
@@ -363,7 +417,15 @@ def office_claims_batch(
         source = item.invoice if item.invoice is not None else item.qr_text
         assert source is not None
         requests.append((i, claims_flow.ClaimRequest(citizen, source, item.payer, "office")))
-    results = services.claims.submit_many([r for _, r in requests])
+    try:
+        results = services.claims.submit_many([r for _, r in requests])
+    except LedgerError:
+        raise
+    except Exception:
+        # One claim that cannot be processed (an invoice stored unreadable, say) fails the
+        # batch's single transaction: nothing was stored; take the claims one at a time.
+        log.exception("an office batch failed as a whole; taking its claims one at a time")
+        results = _submit_each(services, [r for _, r in requests])
     for (i, _), result in zip(requests, results, strict=True):
         if isinstance(result, ClaimRefused):
             error = {"code": result.code, "message": str(result), **result.details}

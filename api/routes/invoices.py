@@ -23,9 +23,10 @@ router = APIRouter(prefix="/invoices", tags=["invoices"])
 
 class BatchUpload(BaseModel):
     """A hospital's batch: each item is ``{"invoice": {...}, "signature": "0x..",
-    "patient": {"id_number", "name", "salt"}}`` (see docs/api.md)."""
+    "patient": {"id_number", "name", "salt"}}`` (see docs/api.md). Items are checked one by
+    one by the ingest service (an item that is not even an object is refused alone)."""
 
-    items: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
+    items: list[Any] = Field(min_length=1, max_length=5000)
 
 
 class Problem(BaseModel):
@@ -288,7 +289,9 @@ async def upload_csv_batch(
 
     from api.hospital_client import read_csv_batch
 
-    text = (await request.body()).decode("utf-8-sig")
+    # Invalid UTF-8 is kept as lone surrogates, which validation refuses in the field that
+    # holds them: the other invoices of the file are still read.
+    text = (await request.body()).decode("utf-8-sig", errors="surrogateescape")
     try:
         items = read_csv_batch(text)
     except (ValueError, KeyError) as exc:

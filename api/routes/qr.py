@@ -101,13 +101,16 @@ def printable(
         contract=services.domain.contract,
         status="voided" if row.voided_by else "anchored" if row.checkpoint_size else "pending",
     )
-    pages = printing.invoice_pages(
-        invoice,
-        hospital_row.name if hospital_row else row.hospital,
-        encode_payload(payload_of(services.domain, row)),
-        receipt,
-        name,
-    )
+    try:
+        pages = printing.invoice_pages(
+            invoice,
+            hospital_row.name if hospital_row else row.hospital,
+            encode_payload(payload_of(services.domain, row)),
+            receipt,
+            name,
+        )
+    except printing.IdNumberInName as exc:  # stored before uploads refused such names
+        raise ApiError(409, "patient_name_unprintable", str(exc)) from None
     headers = {"X-Page-Count": str(pages.count)}
     if fmt == "pdf":
         # Streamed page by page: a 20,000-line invoice is 400 pages, drawn one at a time.

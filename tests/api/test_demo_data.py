@@ -116,7 +116,7 @@ def test_catalogue_codes_and_entries() -> None:
     kinds = Counter(item.kind for item in ITEMS)
     assert set(kinds) == set(ItemKind)
     for code, item in CATALOGUE.items():
-        assert CATALOGUE_CODE.match(code), code
+        assert CATALOGUE_CODE.fullmatch(code), code
         assert item.code == code and item.unit_price > 0 and item.unit
         assert 0 < item.usual_daily_milli <= item.max_daily_milli
         assert item.max_outpatient_milli > 0
@@ -244,9 +244,9 @@ def test_quzhou_invoices_are_well_formed(quzhou: DemoDataset) -> None:
     issued = [inv.issued_at for inv in quzhou.invoices]
     assert issued == sorted(issued)
     for invoice in quzhou.invoices:
-        assert BILL_CODE.match(invoice.bill_code) and BILL_NUMBER.match(invoice.bill_number)
-        assert CHECK_CODE.match(invoice.check_code)
-        assert all(ICD10.match(code) for code in invoice.diagnoses)
+        assert BILL_CODE.fullmatch(invoice.bill_code) and BILL_NUMBER.fullmatch(invoice.bill_number)
+        assert CHECK_CODE.fullmatch(invoice.check_code)
+        assert all(ICD10.fullmatch(code) for code in invoice.diagnoses)
         assert invoice.issued_at.year == 2025
         assert invoice.issued_at.utcoffset() == timedelta(hours=8)
         assert invoice.total == sum(line.amount for line in invoice.lines)
