@@ -42,9 +42,9 @@ def _sequencer_loop(services: Services, stop: threading.Event) -> None:
     lock = SequencerLock(services.engine, services.settings.data_dir)
     try:
         while not stop.wait(0.2):
-            if not lock.try_acquire():
-                continue
             try:
+                if not lock.try_acquire():
+                    continue
                 with services.lock:
                     appended = services.anchoring.run_once()
                 paid = services.claims.settle_approved()
@@ -52,7 +52,7 @@ def _sequencer_loop(services: Services, stop: threading.Event) -> None:
                     log.info("appended %d invoices to the log", appended)
                 if paid:
                     log.info("settled and paid %d claims", paid)
-            except Exception:  # keep the loop alive; the next round retries
+            except Exception:  # keep the loop alive (the database may be away); retry
                 log.exception("sequencer round failed")
     finally:
         lock.release()
@@ -96,6 +96,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(BodyLimit, settings=settings)  # inside the request log: 413s are logged
     app.middleware("http")(request_middleware)
+    app.state.runs_sequencer = background  # /readyz then expects a live sequencer somewhere
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
 
     @app.get("/", include_in_schema=False)

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.db import models
+from api.sequencer_lock import SequencerLock
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -174,6 +175,7 @@ class LedgerCollector(Collector):
             ("anchored_size", "leaves covered by the latest checkpoint on chain"),
             ("anchoring_lag_leaves", "leaves appended but not yet anchored"),
             ("oldest_approved_claim_seconds", "age of the oldest claim waiting for settlement"),
+            ("anchoring_stalled_seconds", "how long invoices waited while anchoring did not move"),
             ("block_number", "the ledger's latest block"),
         ):
             value = state.get(name)
@@ -208,9 +210,14 @@ def metrics_text(services: Services) -> bytes:
     return generate_latest(registry)
 
 
-def readiness(services: Services) -> dict[str, Any]:
-    """The checks of ``/readyz``: ``ready`` and, per check, its figure or its error."""
+def readiness(services: Services, sequencer_expected: bool = False) -> dict[str, Any]:
+    """The checks of ``/readyz``: ``ready`` and, per check, its figure or its error.
+
+    ``sequencer_expected``: this process runs the sequencer loop (it or another worker should
+    hold the lock), so a lock that nobody holds, or whose holder stopped beating, is a problem.
+    """
     settings = services.settings
+    now = datetime.now(UTC)
     out: dict[str, Any] = {"problems": []}
     try:
         with services.engine.connect() as connection:
@@ -220,11 +227,7 @@ def readiness(services: Services) -> dict[str, Any]:
             ).scalar()
         out["database"] = "ok"
         if oldest is not None:
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=UTC)
-            out["oldest_approved_claim_seconds"] = max(
-                0.0, (datetime.now(UTC) - oldest).total_seconds()
-            )
+            out["oldest_approved_claim_seconds"] = max(0.0, (now - _aware(oldest)).total_seconds())
     except Exception as exc:  # what is wrong is the answer
         out["database"] = f"error: {type(exc).__name__}"
         out["problems"].append("database")
@@ -243,5 +246,71 @@ def readiness(services: Services) -> dict[str, Any]:
         out["problems"].append("ledger")
     if out.get("oldest_approved_claim_seconds", 0) > settings.ready_max_settlement_wait_s:
         out["problems"].append("settlement_lag")
+    if out["database"] == "ok" and out["ledger"] == "ok":
+        try:
+            stalled = _anchoring_stalled_seconds(services, out["anchored_size"], now)
+        except Exception as exc:
+            out["database"] = f"error: {type(exc).__name__}"
+            out["problems"].append("database")
+        else:
+            out["anchoring_stalled_seconds"] = stalled
+            if stalled > settings.ready_max_anchoring_stall_s:
+                out["problems"].append("anchoring_stalled")
+    if sequencer_expected:
+        _check_sequencer(services, now, out)
     out["ready"] = not out["problems"]
     return out
+
+
+def _anchoring_stalled_seconds(services: Services, anchored_size: int, now: datetime) -> float:
+    """How long invoices have waited for anchoring while it did not move (0 when nothing
+    waits). Two waits count: the oldest invoice not yet in the log, from when it arrived or
+    from the latest append, whichever came later (a long backlog that is being appended is
+    not stalled); and the first leaf past the latest checkpoint, from its append, less the
+    anchoring interval a checkpoint may wait by design."""
+    outbox = models.Outbox
+    with services.engine.connect() as connection:
+        arrived = connection.scalar(
+            select(func.min(outbox.created_at)).where(outbox.appended_at.is_(None))
+        )
+        appended_last = connection.scalar(select(func.max(outbox.appended_at)))
+        appended_first_unanchored = connection.scalar(
+            select(outbox.appended_at)
+            .join(models.Invoice, models.Invoice.invoice_id == outbox.invoice_id)
+            .where(models.Invoice.leaf_index == anchored_size)
+        )
+    stalled = 0.0
+    if arrived is not None:
+        since = max(_aware(arrived), _aware(appended_last or arrived))
+        stalled = (now - since).total_seconds()
+    if appended_first_unanchored is not None:
+        waited = (now - _aware(appended_first_unanchored)).total_seconds()
+        stalled = max(stalled, waited - services.sequencer.interval_ms / 1000)
+    return max(0.0, stalled)
+
+
+def _check_sequencer(services: Services, now: datetime, out: dict[str, Any]) -> None:
+    """Somebody holds the sequencer lock and beat lately (any worker, any host)."""
+    try:
+        holder = SequencerLock(services.engine, services.settings.data_dir).holder()
+    except Exception as exc:
+        out["sequencer"] = f"error: {type(exc).__name__}"
+        out["problems"].append("sequencer")
+        return
+    if holder is None:
+        out["sequencer"] = "no holder"
+        out["problems"].append("sequencer")
+        return
+    out["sequencer"] = "ok"
+    out["sequencer_holder"] = holder.name
+    if holder.beat_at is None:  # this database role may not see the holder's session
+        return
+    silent = max(0.0, (now - _aware(holder.beat_at)).total_seconds())
+    out["sequencer_silent_seconds"] = silent
+    if silent > services.settings.ready_max_sequencer_silence_s:
+        out["sequencer"] = "silent"
+        out["problems"].append("sequencer")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     ready_max_settlement_wait_s: float = Field(
         600, ge=0, description="/readyz: longest an approved claim may wait for settlement"
     )
+    ready_max_anchoring_stall_s: float = Field(
+        60,
+        ge=0,
+        description="/readyz: longest invoices may wait for anchoring while it does not move",
+    )
+    ready_max_sequencer_silence_s: float = Field(
+        10,
+        ge=0,
+        description="/readyz: longest the sequencer lock's holder may go without a heartbeat"
+        " (it beats every second)",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -46,11 +46,14 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "not ready: the problems are listed"}})
-def readyz(services: ServicesDep) -> Any:
+def readyz(services: ServicesDep, request: Request) -> Any:
     """Readiness: the database answers, the ledger answers, anchoring is not behind by more
-    than ``ZEROCLAIM_READY_MAX_ANCHORING_LAG`` leaves and no approved claim has waited for
-    settlement longer than ``ZEROCLAIM_READY_MAX_SETTLEMENT_WAIT_S``; 503 lists what is not."""
-    state = readiness(services)
+    than ``ZEROCLAIM_READY_MAX_ANCHORING_LAG`` leaves and has not stood still for longer than
+    ``ZEROCLAIM_READY_MAX_ANCHORING_STALL_S`` while invoices wait, no approved claim has waited
+    for settlement longer than ``ZEROCLAIM_READY_MAX_SETTLEMENT_WAIT_S``, and, where this
+    process runs the sequencer loop, some worker holds the sequencer lock and has beaten
+    within ``ZEROCLAIM_READY_MAX_SEQUENCER_SILENCE_S``; 503 lists what is not."""
+    state = readiness(services, getattr(request.app.state, "runs_sequencer", False))
     return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
 

@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from api.observability import JsonFormatter
+from api.app import create_app
+from api.observability import JsonFormatter, readiness
+from api.sequencer_lock import SequencerLock
+from api.services import open_services
+from api.settings import Settings
+from tests.api import killing
 from tests.api.conftest import World, patient, tampered
+from tests.conftest import ROOT
 
 
 def _metrics(world: World) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -47,6 +61,98 @@ def test_not_ready_when_anchoring_falls_behind(world: World) -> None:
     assert body.json()["anchoring_lag_leaves"] == 3
     world.services.anchoring.run_once(force=True)
     assert world.client.get("/readyz").status_code == 200
+
+
+def test_not_ready_when_anchoring_stands_still_while_invoices_wait(world: World) -> None:
+    world.services.settings.ready_max_anchoring_stall_s = 1.5
+    world.upload([world.item(n) for n in range(3)])  # nothing anchors them (no loop here)
+    body = world.client.get("/readyz").json()
+    assert body["ready"] and 0 < body["anchoring_stalled_seconds"] < 1.5
+    time.sleep(1.6)
+    stalled = world.client.get("/readyz")
+    assert stalled.status_code == 503
+    assert stalled.json()["problems"] == ["anchoring_stalled"]
+    assert stalled.json()["anchoring_stalled_seconds"] > 1.5
+    # A backlog that is being appended is not stalled, however old its oldest invoice.
+    assert world.services.anchoring.drain(limit=1) == 1
+    moving = world.client.get("/readyz").json()
+    assert moving["ready"] and moving["anchoring_stalled_seconds"] < 1.5
+    # Appended, but no checkpoint for longer than the interval allows: stalled again.
+    world.services.sequencer.interval_ms = 500
+    world.services.anchoring.drain()
+    time.sleep(2.3)
+    assert world.client.get("/readyz").json()["problems"] == ["anchoring_stalled"]
+    world.services.anchoring.run_once(force=True)
+    body = world.client.get("/readyz").json()
+    assert body["ready"] and body["anchoring_stalled_seconds"] == 0
+
+
+def test_not_ready_when_nobody_holds_the_sequencer_lock(world: World) -> None:
+    services = world.services
+    assert world.client.get("/readyz").status_code == 200  # this app runs no sequencer loop
+    state = readiness(services, sequencer_expected=True)  # a process that does, whose died
+    assert state["problems"] == ["sequencer"] and state["sequencer"] == "no holder"
+    lock = SequencerLock(services.engine, services.settings.data_dir)
+    try:
+        assert lock.try_acquire()
+        state = readiness(services, sequencer_expected=True)
+        assert state["ready"] and state["sequencer"] == "ok"
+        assert state["sequencer_holder"].endswith(f":{os.getpid()}")
+    finally:
+        lock.release()
+    assert readiness(services, sequencer_expected=True)["sequencer"] == "no holder"
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from api.db.session import make_engine
+    from api.sequencer_lock import SequencerLock
+    assert SequencerLock(make_engine(sys.argv[1]), Path(sys.argv[2])).try_acquire()
+    print("held", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_not_ready_while_the_lock_holder_is_not_alive(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        anchor_interval_ms=0,
+        payers=("basic",),
+        ready_max_sequencer_silence_s=1,
+    )
+    services = open_services(settings)
+    holder = subprocess.Popen(  # takes the lock before this service starts, then stops
+        [sys.executable, "-c", HOLDER, settings.database, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGSTOP)  # holds the lock, sequences nothing
+        with TestClient(create_app(settings, services, background=True)) as client:
+
+            def sequencer() -> dict[str, Any]:
+                answer = client.get("/readyz")
+                body: dict[str, Any] = answer.json()
+                assert (answer.status_code == 200) == body["ready"]
+                return body
+
+            killing.wait_until(lambda: sequencer()["sequencer"] == "silent", 10, "still ready")
+            body = sequencer()
+            assert body["problems"] == ["sequencer"]
+            assert body["sequencer_holder"].endswith(f":{holder.pid}")
+            holder.send_signal(signal.SIGKILL)  # the service's own loop takes over
+            holder.wait(timeout=10)
+            killing.wait_until(lambda: sequencer()["ready"], 10, "no takeover")
+            assert sequencer()["sequencer_holder"].endswith(f":{os.getpid()}")
+    finally:
+        holder.kill()
 
 
 def test_not_ready_without_the_database(world: World, tmp_path: Path) -> None:
