@@ -24,6 +24,7 @@ from chain import errors
 from chain.model import HospitalLevel, InvoiceLeaf
 from chain.sequencer import SettlementRequest
 from tests.api.conftest import HOSPITAL, KEY_FROM, World
+from verifier.trust_list import KeyRejection, load_trust_list
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
@@ -104,6 +105,22 @@ def test_a_stolen_key_backdating_before_its_revocation_is_refused_everywhere(
     assert registry["code"] == "key_revoked_before_anchoring"
     assert registry["details"]["revoked_log_size"] == anchored.size
     assert "吊销" in registry["message_zh"] and "revoked" in registry["message_en"]
+
+    # The trust list names the recorded size: an offline verifier that knows the leaf index
+    # refuses the invoice too.
+    document = world.client.get("/api/v1/trust-list").json()
+    trust = load_trust_list(document, world.services.session.authority.address, datetime.now(UTC))
+    (key,) = trust.hospital(HOSPITAL).keys  # type: ignore[union-attr]
+    assert key.revoked_log_size == anchored.size
+    with world.services.sessions() as db:
+        forced = db.get(models.Invoice, prepared.invoice_id)
+        assert forced is not None and forced.leaf_index is not None
+    issued = datetime(2025, 3, 1, 2, tzinfo=UTC)
+    assert trust.judge(HOSPITAL, key.signer, issued) is None  # the issue time alone: valid
+    assert (
+        trust.judge(HOSPITAL, key.signer, issued, leaf_index=forced.leaf_index)
+        == KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
+    )
 
     # The contract refuses to pay it, with the key it recovered; the honest invoice is paid.
     outcome = _settle(world, forced_id, 42_000)
