@@ -39,7 +39,14 @@ from api.claim_decisions import (
 )
 from api.db import models
 from api.failed_verifications import guessed_wrong
-from api.invoice_store import invoice_key, payload_of, rows_by_id
+from api.invoice_store import (
+    BillReference,
+    InvoiceKeyAmbiguous,
+    invoice_key,
+    patients_invoice_ids,
+    payload_of,
+    rows_by_id,
+)
 from api.observability import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
 from api.services import Services
 from api.verification import VerificationService
@@ -269,12 +276,15 @@ class ClaimService:
         exactly as an unknown invoice: the refusal tells nothing of a bill one cannot show."""
         services = self._services
         payers = sorted(set(self.policies) & set(services.session.payers))
-        keys: dict[int, bytes | None] = {}
+        keys: dict[int, bytes | BillReference | InvoiceKeyAmbiguous | None] = {}
         for i in indexes:
             source = requests[i].source
             keys[i] = invoice_key(source) if isinstance(source, str) else None
         with services.sessions() as db:
-            rows = rows_by_id(db, [k for k in keys.values() if k is not None])
+            # a bare BILLCODE-BILLNUMBER names the citizen's own invoice of that number
+            patients = {i: requests[i].citizen.id_number_hash for i in keys}
+            keys.update(patients_invoice_ids(db, keys, patients))
+            rows = rows_by_id(db, [k for k in keys.values() if isinstance(k, bytes)])
         sources: list[tuple[int, str | bytes]] = []
         for i, key in keys.items():
             request = requests[i]
@@ -284,6 +294,8 @@ class ClaimService:
                 )
             elif key is None:
                 sources.append((i, request.source))
+            elif isinstance(key, InvoiceKeyAmbiguous):
+                outcomes[i] = ClaimRefused(409, "invoice_key_ambiguous", str(key))
             elif key not in rows:
                 outcomes[i] = _not_found()
             else:  # one tap: the invoice's own fingerprint goes through every step

@@ -148,10 +148,23 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
+    from api.invoice_store import BillReference, invoice_key
     from chain.ledger import void_typed_data
     from verifier.canonical import invoice_id
 
-    code, number = args.invoice.split("-")
+    named = invoice_key(args.invoice)
+    if isinstance(named, BillReference):
+        if args.hospital is None:
+            raise SystemExit("name the hospital: --hospital H..., or HOSPITAL:BILLCODE-BILLNUMBER")
+        try:
+            named = invoice_id(args.hospital, named.bill_code, named.bill_number)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+    if named is None:
+        raise SystemExit(
+            f"{args.invoice!r} is neither BILLCODE-BILLNUMBER, HOSPITAL:BILLCODE-BILLNUMBER "
+            "nor an invoice id (0x + 64 hex digits)"
+        )
     data = void_typed_data(
         {
             "name": "zeroclaim",
@@ -159,7 +172,7 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
             "chainId": args.chain_id,
             "verifyingContract": args.contract,
         },
-        invoice_id(code, number),
+        named,
         bytes.fromhex(args.red.removeprefix("0x")),
     )
     signed = Account.sign_message(encode_typed_data(full_message=data), _load_key(args))
@@ -167,6 +180,7 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
         json.dumps(
             {
                 "invoice": args.invoice,
+                "invoice_id": "0x" + named.hex(),
                 "red_invoice_id": args.red,
                 "signature": "0x" + bytes(signed.signature).hex(),
             }
@@ -298,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--contract", required=True, help="the ledger contract (GET /api/v1/ledger)")
     sign.set_defaults(handler=_sign)
     sign_void = hsub.add_parser("sign-void", help="sign a red-letter reversal (红冲) locally")
-    sign_void.add_argument("invoice", help="BILLCODE-BILLNUMBER of the invoice to void")
+    sign_void.add_argument(
+        "invoice",
+        help="the invoice to void: HOSPITAL:BILLCODE-BILLNUMBER, its id (0x + 64 hex), or "
+        "BILLCODE-BILLNUMBER with --hospital",
+    )
+    sign_void.add_argument("--hospital", help="the issuing hospital's code (H + 11 digits)")
     sign_void.add_argument("--red", required=True, help="the red invoice's id (0x + 64 hex)")
     sign_void.add_argument("--keystore", required=True)
     sign_void.add_argument("--chain-id", type=int, required=True)

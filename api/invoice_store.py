@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import models
@@ -18,17 +19,101 @@ _CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's par
 _ITEM_CLASS = {c.value: c for c in ItemClass}  # a dict lookup, not an enum call, per line
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{10})$")
+_REFERENCE = re.compile(r"^(?:([0-9A-Za-z]{1,32}):)?([0-9]{8})-([0-9]{10})$")
 
 
-def invoice_key(key: str) -> bytes | None:
-    """The invoice id named by ``key``: the id itself (0x + 64 hex digits) or the reference
-    BILLCODE-BILLNUMBER; None when ``key`` is neither."""
-    if _HEX32.match(key):
+@dataclass(frozen=True)
+class BillReference:
+    """A bare ``BILLCODE-BILLNUMBER``: bill codes are shared by the hospitals of a region, so
+    it names an invoice only among someone's own (a hospital's, a citizen's): see
+    :func:`own_invoice`."""
+
+    bill_code: str
+    bill_number: str
+
+
+def invoice_key(key: str) -> bytes | BillReference | None:
+    """The invoice named by ``key``: its id, given (0x + 64 hex digits) or computed from
+    ``HOSPITAL:BILLCODE-BILLNUMBER``; a :class:`BillReference` for a bare
+    ``BILLCODE-BILLNUMBER``; None when ``key`` is none of these."""
+    if _HEX32.fullmatch(key):
         return bytes.fromhex(key[2:])
-    if match := _REFERENCE.match(key):
-        return invoice_id(match.group(1), match.group(2))
+    if match := _REFERENCE.fullmatch(key):
+        hospital, bill_code, bill_number = match.groups()
+        if hospital is None:
+            return BillReference(bill_code, bill_number)
+        return invoice_id(hospital, bill_code, bill_number)
     return None
+
+
+def rows_by_bill(
+    db: Session, references: Iterable[BillReference]
+) -> dict[BillReference, list[models.Invoice]]:
+    """Every stored invoice (of any hospital) of each bill code and number, one query per 500
+    references; an empty list for a reference nobody issued."""
+    wanted = sorted(set(references), key=lambda r: (r.bill_code, r.bill_number))
+    found: dict[BillReference, list[models.Invoice]] = {r: [] for r in wanted}
+    bill = tuple_(models.Invoice.bill_code, models.Invoice.bill_number)
+    for lo in range(0, len(wanted), _CHUNK):
+        chunk = [(r.bill_code, r.bill_number) for r in wanted[lo : lo + _CHUNK]]
+        for row in db.scalars(
+            select(models.Invoice).where(bill.in_(chunk)).order_by(models.Invoice.invoice_id)
+        ):
+            found[BillReference(row.bill_code, row.bill_number)].append(row)
+    return found
+
+
+def own_invoice(
+    candidates: Sequence[models.Invoice], mine: Callable[[models.Invoice], bool]
+) -> models.Invoice | None:
+    """The one invoice among ``candidates`` (one bill code and number) for which ``mine``
+    holds; None when there is none. Raises ``InvoiceKeyAmbiguous`` when there are several (a
+    reader of every hospital's invoices, staff, must name the hospital)."""
+    own = [row for row in candidates if mine(row)]
+    if len(own) > 1:
+        raise InvoiceKeyAmbiguous(f"{own[0].bill_code}-{own[0].bill_number}", len(own))
+    return own[0] if own else None
+
+
+def patients_invoice_ids(
+    db: Session,
+    keys: Mapping[int, object],
+    patients: Mapping[int, bytes | None],
+) -> dict[int, bytes | InvoiceKeyAmbiguous]:
+    """For each position whose key is a :class:`BillReference`: the id of the invoice of that
+    bill code and number whose patient is ``patients[position]`` (a citizen's ID number hash),
+    or the ``InvoiceKeyAmbiguous`` error when the patient has several; positions whose patient
+    has none are left out. One query per 500 references."""
+    wanted = {i: key for i, key in keys.items() if isinstance(key, BillReference)}
+    candidates = rows_by_bill(db, wanted.values())
+    found: dict[int, bytes | InvoiceKeyAmbiguous] = {}
+    for i, reference in wanted.items():
+        patient = patients[i]
+        try:
+            row = own_invoice(candidates[reference], _of_patient(patient))
+        except InvoiceKeyAmbiguous as exc:
+            found[i] = exc
+            continue
+        if row is not None:
+            found[i] = row.invoice_id
+    return found
+
+
+def _of_patient(patient: bytes | None) -> Callable[[models.Invoice], bool]:
+    return lambda row: patient is not None and row.patient_id_hash == patient
+
+
+class InvoiceKeyAmbiguous(Exception):
+    """Raised when a bare BILLCODE-BILLNUMBER names several invoices one may read: several
+    hospitals issued the number."""
+
+    def __init__(self, reference: str, count: int) -> None:
+        self.reference = reference
+        self.count = count
+        super().__init__(
+            f"{count} hospitals issued {reference}: name one as HOSPITAL:{reference}, or use "
+            "the invoice id"
+        )
 
 
 def payload_of(domain: Domain, row: models.Invoice) -> QrPayload:

@@ -9,6 +9,7 @@ with a valid verdict; failed attempts are counted apart (``api.failed_verificati
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +47,26 @@ class ServiceFacts:
     def with_rows(self, rows: Mapping[bytes, models.Invoice]) -> ServiceFacts:
         """These facts, reading the given invoice rows instead of loading them again."""
         return ServiceFacts(self._services, rows, self._roots)
+
+    def resolve_bill(self, bill_code: str, bill_number: str, check_code: str) -> bytes | None:
+        """The invoice of this bill code and number (of any hospital) whose check code is
+        ``check_code``. Every candidate is compared, in constant time; should two hospitals
+        carry the same check code too, the one received first is the answer, so that a copy
+        uploaded after the genuine bill cannot take its place."""
+        with self._services.sessions() as db:
+            candidates = db.execute(
+                select(models.Invoice.invoice_id, models.Invoice.check_code)
+                .where(
+                    models.Invoice.bill_code == bill_code,
+                    models.Invoice.bill_number == bill_number,
+                )
+                .order_by(models.Invoice.received_at.desc(), models.Invoice.invoice_id.desc())
+            ).all()
+        found = None
+        for invoice_id, stored in candidates:  # the last match is the first received
+            if hmac.compare_digest(stored.encode(), check_code.encode()):
+                found = invoice_id
+        return found
 
     def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None:
         services = self._services

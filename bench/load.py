@@ -249,7 +249,7 @@ def _subset(dataset: demo_data.DemoDataset, every: int) -> demo_data.DemoDataset
 
 def _id(dataset: demo_data.DemoDataset, i: int) -> bytes:
     inv = dataset.invoices[i]
-    return invoice_id(inv.bill_code, inv.bill_number)
+    return invoice_id(inv.hospital, inv.bill_code, inv.bill_number)
 
 
 async def _drive(url: str, plan: dict[str, Any], clients: int) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """Canonical form of an invoice: identity, detail tree, record hash and EIP-712 signature.
 
-- ``invoice_id = SHA-256(bill_code ‖ bill_number)`` (the 18 ASCII digits): uniqueness.
+- ``invoice_id = SHA-256(hospital ‖ ":" ‖ bill_code ‖ "-" ‖ bill_number)`` in ASCII: one id
+  per invoice of one hospital. Bill codes are shared by every hospital of a region, so a bill
+  number is unique only within its issuing hospital; the id includes the hospital so that no
+  hospital can take another's number. Hospital codes vary in length (1 to 32 letters or
+  digits), hence the separators.
 - The detail tree is an RFC 9162 Merkle tree over canonical CBOR entries: entry 0 is the visit
   record (visit type, dates, department, diagnoses, the split of the total, the issue time's
   UTC offset), entries 1..n are the detail lines in order. Its root is the ``detail_root``, so
@@ -29,7 +33,7 @@ from eth_utils.crypto import keccak
 from chain import merkle
 from chain.ledger import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_TYPE
 from chain.model import InvoiceLeaf, hospital_code_bytes
-from verifier.invoice import DetailLine, Invoice
+from verifier.invoice import BILL_CODE, BILL_NUMBER, HOSPITAL_CODE, DetailLine, Invoice
 
 INVOICE_TYPE = (
     "Invoice(bytes32 invoiceId,string checkCode,bytes32 hospital,uint64 issuedAt,uint64 total,"
@@ -70,9 +74,22 @@ class Domain:
         )
 
 
-def invoice_id(bill_code: str, bill_number: str) -> bytes:
-    """SHA-256 of the bill code and number: one id per paper-world invoice."""
-    return hashlib.sha256((bill_code + bill_number).encode("ascii")).digest()
+def invoice_id(hospital: str, bill_code: str, bill_number: str) -> bytes:
+    """SHA-256 of ``HOSPITAL:BILLCODE-BILLNUMBER``: one id per invoice of one hospital.
+
+    Raises ``ValueError`` unless the hospital code is 1 to 32 letters or digits, the bill code
+    8 digits and the bill number 10 digits (so that the text, and the id, is unambiguous).
+    """
+    if not (
+        HOSPITAL_CODE.fullmatch(hospital)
+        and BILL_CODE.fullmatch(bill_code)
+        and BILL_NUMBER.fullmatch(bill_number)
+    ):
+        raise ValueError(
+            f"no invoice id for {hospital!r}:{bill_code!r}-{bill_number!r}: a hospital code is 1 "
+            "to 32 letters or digits, a bill code 8 digits, a bill number 10 digits"
+        )
+    return hashlib.sha256(f"{hospital}:{bill_code}-{bill_number}".encode("ascii")).digest()
 
 
 def patient_commitment(id_number: str, salt: bytes) -> bytes:
@@ -152,7 +169,7 @@ class SignedFields:
     @classmethod
     def of(cls, invoice: Invoice, root: bytes | None = None) -> SignedFields:
         return cls(
-            invoice_id(invoice.bill_code, invoice.bill_number),
+            invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number),
             invoice.check_code,
             invoice.hospital,
             int(invoice.issued_at.timestamp()),

@@ -155,6 +155,13 @@ class LedgerFacts(Protocol):
     chain; the record and proof may come from an untrusted database, since the inclusion step
     checks them against the chain's root."""
 
+    def resolve_bill(self, bill_code: str, bill_number: str, check_code: str) -> bytes | None:
+        """The id of the invoice of this bill code and number whose check code is
+        ``check_code``, None when there is none. Bill codes are shared by the hospitals of a
+        region, so several hospitals may have issued the number; the check code (compared in
+        constant time) picks one. A wrong check code is answered as an unknown bill."""
+        ...
+
     def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None: ...
 
     def checkpoint_root(self, size: int) -> bytes | None: ...
@@ -223,20 +230,34 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Canonical:
-    invoice_id: bytes
+    # None for a pointer or reference offline, or when no bill of the ledger matches it
+    invoice_id: bytes | None
     reference: str
     record_hash: bytes | None  # None for a pointer: it carries no record
     digest: bytes | None
 
 
-def canonicalise(parsed: Parsed, domain: Domain | None) -> Canonical:
+def canonicalise(
+    parsed: Parsed, domain: Domain | None, facts: LedgerFacts | None = None
+) -> Canonical:
     """Recomputes the invoice id and, for a signed payload, the record hash and the digest in
     the EXPECTED domain (``domain``: the ledger this verifier trusts). A payload signed for
-    another chain or contract is refused here. Caller: the signature is not checked yet."""
+    another chain or contract is refused here. Caller: the signature is not checked yet.
+
+    The id is ``invoice_id(hospital, bill code, bill number)``. A fiscal pointer or a typed
+    reference carries no hospital: online, ``facts.resolve_bill`` finds the invoice by its bill
+    code, number and check code; offline, or without a check code, or when none matches, the
+    id is None and the inclusion step answers ``invoice_unknown`` (or ``offline``)."""
     ref = f"{parsed.bill_code}-{parsed.bill_number}"
-    iid = invoice_id(parsed.bill_code, parsed.bill_number)
     if not isinstance(parsed, QrPayload):
-        return Canonical(iid, ref, None, None)
+        check_code = parsed.check_code
+        found = (
+            facts.resolve_bill(parsed.bill_code, parsed.bill_number, check_code)
+            if facts is not None and check_code is not None
+            else None
+        )
+        return Canonical(found, ref, None, None)
+    iid = invoice_id(parsed.hospital, parsed.bill_code, parsed.bill_number)
     if domain is not None and parsed.domain() != domain:
         raise StepFailed(
             "domain_mismatch",
@@ -293,7 +314,9 @@ def inclusion(canonical: Canonical, facts: LedgerFacts | None) -> AnchoredRecord
     database's record; the record step compares it with what was presented."""
     if facts is None:
         raise StepSkipped("offline", what="the ledger (inclusion, record, status)")
-    record = facts.anchored_record(canonical.invoice_id)
+    # No id: a pointer or reference that no bill matches (a wrong check code included), told
+    # apart from an unknown bill by nothing.
+    record = None if canonical.invoice_id is None else facts.anchored_record(canonical.invoice_id)
     if record is None:
         raise StepFailed("invoice_unknown")
     if record.leaf_index is None or record.checkpoint_size is None:
@@ -301,6 +324,7 @@ def inclusion(canonical: Canonical, facts: LedgerFacts | None) -> AnchoredRecord
     root = facts.checkpoint_root(record.checkpoint_size)
     if root is None:
         raise StepFailed("checkpoint_unknown", checkpoint_size=record.checkpoint_size)
+    assert canonical.invoice_id is not None
     leaf = InvoiceLeaf(canonical.invoice_id, record.record_hash, record.hospital, record.total)
     try:
         merkle.verify_inclusion(
@@ -386,6 +410,7 @@ def status(
     Run only after the record step passed: paid, claimable, locks and the total are told only
     to whoever presented the bill (its check code, or the whole signed record). Caller: a claim
     must still check the claimable amount and locks at settlement time."""
+    assert canonical.invoice_id is not None  # the inclusion step passed: the id is known
     state = facts.claim_state(canonical.invoice_id)
     if state.voided:
         raise StepFailed("voided")
@@ -464,7 +489,7 @@ def verify(
         parsed = run.run("parse", lambda: parse(text), _parsed_code)
     canonical: Canonical | None = run.run(
         "canonicalise",
-        lambda: canonicalise(parsed, domain),
+        lambda: canonicalise(parsed, domain, facts),
         lambda c: ("canonicalised", {"invoice_id": c.invoice_id, "record_hash": c.record_hash}),
     )
     signer = run.run(

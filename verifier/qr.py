@@ -137,9 +137,10 @@ class QrPayload:
         _check_bytes("signature", self.signature, 65)
 
     def signed_fields(self) -> SignedFields:
-        """The signed record; ``invoice_id`` is recomputed from the bill code and number."""
+        """The signed record; ``invoice_id`` is recomputed from the hospital, bill code and
+        number."""
         return SignedFields(
-            invoice_id(self.bill_code, self.bill_number),
+            invoice_id(self.hospital, self.bill_code, self.bill_number),
             self.check_code,
             self.hospital,
             self.issued_at,

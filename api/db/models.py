@@ -96,7 +96,10 @@ class Invoice(Base):
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("bill_code", "bill_number", name="uq_invoices_bill"),
+        # A bill number is unique within its issuing hospital only (bill codes are shared by a
+        # region's hospitals); bill code first, so that the index finds a bill by code and
+        # number whoever issued it.
+        UniqueConstraint("bill_code", "bill_number", "hospital", name="uq_invoices_hospital_bill"),
         Index("ix_invoices_hospital_issued", "hospital", "issued_at"),
     )
 

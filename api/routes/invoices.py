@@ -13,7 +13,13 @@ from api.db import models
 from api.deps import HospitalDep, Reader, ReaderDep, ServicesDep
 from api.errors import ApiError
 from api.ingest import receipt_of
-from api.invoice_store import invoice_key
+from api.invoice_store import (
+    BillReference,
+    InvoiceKeyAmbiguous,
+    invoice_key,
+    own_invoice,
+    rows_by_bill,
+)
 from api.services import Services
 from api.staff import record
 from chain.model import InvoiceLeaf
@@ -132,18 +138,36 @@ def upload_batch(
     )
 
 
-def find_invoice(services: Services, key: str, reader: Reader | None = None) -> models.Invoice:
-    """An invoice by its id (0x + 64 hex) or reference (billcode-billnumber); when
-    ``reader`` is given, only one it may read (others get the same 404 as an unknown one)."""
-    invoice_id = invoice_key(key)
-    if invoice_id is None:
+def find_invoice(
+    services: Services, key: str, reader: Reader | None = None, *, hospital: str | None = None
+) -> models.Invoice:
+    """An invoice by its id (0x + 64 hex) or reference (``HOSPITAL:BILLCODE-BILLNUMBER``, or a
+    bare ``BILLCODE-BILLNUMBER`` among the invoices of ``reader``, else of ``hospital``, else
+    of anyone: 409 when it names several); when ``reader`` is given, only one it may read
+    (others get the same 404 as an unknown one)."""
+    named = invoice_key(key)
+    if named is None:
         raise ApiError(
             422,
             "invalid_invoice_key",
-            "use the invoice id (0x + 64 hex digits) or BILLCODE-BILLNUMBER",
+            "use the invoice id (0x + 64 hex digits), HOSPITAL:BILLCODE-BILLNUMBER or "
+            "BILLCODE-BILLNUMBER",
         )
     with services.sessions() as db:
-        row = db.get(models.Invoice, invoice_id)
+        if isinstance(named, BillReference):
+            mine = (
+                reader.may_read
+                if reader is not None
+                else (lambda row: row.hospital == hospital)
+                if hospital is not None
+                else (lambda row: True)
+            )
+            try:
+                row = own_invoice(rows_by_bill(db, [named])[named], mine)
+            except InvoiceKeyAmbiguous as exc:
+                raise ApiError(409, "invoice_key_ambiguous", str(exc), count=exc.count) from None
+        else:
+            row = db.get(models.Invoice, named)
     if row is None or (reader is not None and not reader.may_read(row)):
         raise ApiError(404, "invoice_not_found", f"no invoice {key}")
     return row
@@ -236,7 +260,7 @@ def void_invoice(
     """Red-letter reversal (红冲): relays the hospital's EIP-712 signature of
     VoidInvoice(invoiceId, redInvoiceId) to the ledger. Refused once anything was paid; another
     hospital's invoice does not exist for the caller (404, exactly as when reading it)."""
-    row = find_invoice(services, key)
+    row = find_invoice(services, key, hospital=hospital)
     if row.hospital != hospital:
         raise ApiError(404, "invoice_not_found", f"no invoice {key}")
     if row.voided_by is not None:

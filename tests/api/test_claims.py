@@ -51,7 +51,7 @@ class Demo:
         from verifier.canonical import invoice_id
 
         invoice = DATASET.invoices[index]
-        return invoice_id(invoice.bill_code, invoice.bill_number)
+        return invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number)
 
     def qr_text(self, index: int) -> str:
         from api.db import models

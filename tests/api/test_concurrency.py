@@ -125,13 +125,15 @@ def test_simultaneous_claims_over_http_on_several_workers(
         with services.sessions() as db:
             claims_by_invoice = {c.invoice_id: c for c in db.scalars(select(models.Claim))}
         assert len(claims_by_invoice) == 20
-        ids = {
-            invoice_id(dataset.invoices[i].bill_code, dataset.invoices[i].bill_number): i
-            for i in chosen
-        }
+
+        def id_of(i: int) -> bytes:
+            inv = dataset.invoices[i]
+            return invoice_id(inv.hospital, inv.bill_code, inv.bill_number)
+
+        ids = {id_of(i): i for i in chosen}
         assert set(claims_by_invoice) == set(ids)
         for i, code, first in results:
-            key = invoice_id(dataset.invoices[i].bill_code, dataset.invoices[i].bill_number)
+            key = id_of(i)
             if code == 409:
                 assert first == claims_by_invoice[key].id
         services.claims.settle_approved()

@@ -89,7 +89,8 @@ LONG = _invoice(
 
 def _receipt(invoice: Invoice, status: str = "anchored") -> Receipt:
     return Receipt(
-        invoice_id="0x" + invoice_id(invoice.bill_code, invoice.bill_number).hex(),
+        invoice_id="0x"
+        + invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number).hex(),
         record_hash="0x" + "ab" * 32,
         leaf_index=17,
         checkpoint_size=32,
@@ -304,7 +305,6 @@ def test_missing_font_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) 
         assert caught.value.searched == ("/nonexistent/font.ttc",)
     finally:
         printing.cjk_font_path.cache_clear()
-
 
 
 # Page by page: what a long invoice costs is one page (tests/api/test_memory.py measures it)

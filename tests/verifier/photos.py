@@ -113,7 +113,8 @@ def payload_text() -> str:
 def _page_and_code() -> tuple[Image.Image, tuple[int, int, int, int]]:
     invoice = sample_invoice()
     receipt = Receipt(
-        invoice_id="0x" + invoice_id(invoice.bill_code, invoice.bill_number).hex(),
+        invoice_id="0x"
+        + invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number).hex(),
         record_hash="0x" + SignedFields.of(invoice).record_hash().hex(),
         leaf_index=17,
         checkpoint_size=32,

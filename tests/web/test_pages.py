@@ -41,7 +41,7 @@ class Site:
 
         inv = DATASET.invoices[index]
         with self.services.sessions() as db:
-            row = db.get(models.Invoice, invoice_id(inv.bill_code, inv.bill_number))
+            row = db.get(models.Invoice, invoice_id(inv.hospital, inv.bill_code, inv.bill_number))
         assert row is not None
         return encode_payload(payload_of(self.services.domain, row))
 
@@ -302,7 +302,7 @@ def test_hospital_voids_an_invoice_after_confirming(
             [
                 "hospital",
                 "sign-void",
-                reference,
+                f"{inv.hospital}:{reference}",
                 "--red",
                 red,
                 "--keystore",
@@ -335,5 +335,7 @@ def test_hospital_voids_an_invoice_after_confirming(
     )
     from verifier.canonical import invoice_id
 
-    state = site.services.session.ledger.claim_state(invoice_id(inv.bill_code, inv.bill_number))
+    state = site.services.session.ledger.claim_state(
+        invoice_id(inv.hospital, inv.bill_code, inv.bill_number)
+    )
     assert state.voided
