@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 import claims
+from api import claim_totals
 from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
 from api.db import models
 from api.db.session import make_engine, session_factory
@@ -31,6 +32,8 @@ from api.verification import VerificationService
 from verifier.invoice import Invoice
 
 FIRST_PAYER = "basic"
+#: Claims that will be paid but are not yet: what a later payer in the chain prices after.
+UNPAID = ("approved", "in_review", "settling")
 _ITEM_CLASS = {c.value: c for c in claims.ItemClass}  # by value: the verifier's class too
 
 
@@ -78,10 +81,13 @@ class Decided:
 @dataclass
 class Decisions:
     """A decision or a refusal per pending claim, by the claim's index in the batch, and the
-    yearly totals that moved: ``totals[(citizen id, payer, year)] = (pools, stored before)``."""
+    yearly totals that moved: ``totals[(citizen id, payer, year)] = (pools, version read)``,
+    the version ``None`` for totals not stored before (see ``api.claim_totals.store``)."""
 
     outcomes: list[tuple[int, Decided | ClaimRefused]] = field(default_factory=list)
-    totals: dict[tuple[int, str, int], tuple[dict[str, Any], bool]] = field(default_factory=dict)
+    totals: dict[tuple[int, str, int], tuple[dict[str, Any], int | None]] = field(
+        default_factory=dict
+    )
 
     def merged(self, other: Decisions) -> Decisions:
         return Decisions(self.outcomes + other.outcomes, {**self.totals, **other.totals})
@@ -113,6 +119,7 @@ class Decider:
         self.policies = claims.bundled_policies()
         self.rules = claims.load_rules()
         self.catalogue = catalogue()
+        self.payer_order = payer_order(self.policies)
 
     def decide(
         self, pending: Sequence[Pending], verified: Mapping[bytes, int], now: datetime
@@ -130,27 +137,78 @@ class Decider:
                 decisions.outcomes.append((p.index, refusal))
                 continue
             decided = self._adjudicated(p, known, now)
-            known.existing[p.invoice_id, p.payer] = (decided.claim["id"], decided.claim["state"])
+            claim = decided.claim
+            known.existing[p.invoice_id, p.payer] = (claim["id"], claim["state"])
+            if claim["state"] in UNPAID:
+                known.unpaid[p.invoice_id, p.payer] = claim["amount_fen"]
             decisions.outcomes.append((p.index, decided))
         decisions.totals = known.moved_totals()
         return decisions
 
+    def reprice(
+        self,
+        db: Session,
+        pending: Sequence[tuple[Pending, datetime]],
+        totals: dict[tuple[int, str, int], claims.Accumulator],
+    ) -> list[tuple[claims.Adjudication, dict[str, Any] | None]]:
+        """Stored claims priced again, each (``Pending``, the time it was claimed) on its
+        ``paid_on_chain``, in order, on ``totals`` (the citizens' yearly totals without what
+        these claims took; moved on in place): each adjudication and what it takes of the
+        totals (None when it pays nothing). The audit is not run again: it does not depend on
+        the price."""
+        known = _Known.load(db, [p for p, _ in pending], {})
+        repriced: list[tuple[claims.Adjudication, dict[str, Any] | None]] = []
+        for p, claimed_at in pending:
+            invoice = replace(known.view(known.rows[p.invoice_id]), claimed_at=claimed_at)
+            key = (p.citizen_id, p.payer, invoice.policy_year)
+            accumulator = totals.get(key) or claims.Accumulator.empty(p.payer, key[2])
+            adjudication = self.price(p, invoice, accumulator)
+            taken = None
+            if adjudication.status == "approved" and adjudication.amount_fen > 0:
+                taken = usage(self.policies[p.payer], invoice, adjudication)
+                totals[key] = adjudication.accumulator
+            repriced.append((adjudication, taken))
+        return repriced
+
+    def earlier_unpaid(self, unpaid: Mapping[tuple[bytes, str], int], p: Pending) -> int:
+        """What the claims of payers before ``p.payer`` in the payer order will pay on its
+        invoice and have not been paid yet (``unpaid``: (invoice id, payer) -> amount)."""
+        rank = self.payer_order.index(p.payer)
+        return sum(
+            amount
+            for (invoice_id, payer), amount in unpaid.items()
+            if invoice_id == p.invoice_id
+            and payer in self.payer_order
+            and self.payer_order.index(payer) < rank
+        )
+
+    def price(
+        self, p: Pending, invoice: claims.ClaimInvoice, accumulator: claims.Accumulator
+    ) -> claims.Adjudication:
+        """The payer's adjudication of ``invoice`` (with its ``claimed_at``) on
+        ``accumulator``, after what ``p.paid_on_chain`` says earlier payers pay."""
+        person = claims.Citizen(
+            claims.Sex(p.sex), p.birth_date, frozenset({"low_income"} if p.low_income else ())
+        )
+        return claims.adjudicate(
+            self.policies[p.payer], invoice, person, accumulator, already_paid_fen=p.paid_on_chain
+        )
+
     def _adjudicated(self, p: Pending, known: _Known, now: datetime) -> Decided:
         """The claim, adjudicated by the payer's policy and screened by the audit rules; the
-        citizen's yearly totals in ``known`` move on unless it is rejected."""
+        citizen's yearly totals in ``known`` move on unless it is rejected.
+
+        A payer later in the payer order prices after what the chain paid and what the
+        earlier payers' claims not yet paid will pay (a batch's or a concurrent claim), so
+        claims of several payers made together never add up above the invoice."""
         row = known.rows[p.invoice_id]
         presented = replace(known.view(row), claimed_at=now)
         person = claims.Citizen(
             claims.Sex(p.sex), p.birth_date, frozenset({"low_income"} if p.low_income else ())
         )
         year = presented.policy_year
-        adjudication = claims.adjudicate(
-            self.policies[p.payer],
-            presented,
-            person,
-            known.accumulator(p.citizen_id, p.payer, year),
-            already_paid_fen=p.paid_on_chain,
-        )
+        p = replace(p, paid_on_chain=p.paid_on_chain + self.earlier_unpaid(known.unpaid, p))
+        adjudication = self.price(p, presented, known.accumulator(p.citizen_id, p.payer, year))
         history = [
             known.view(other)
             for other in known.patients.get(p.id_number_hash, ())
@@ -187,7 +245,12 @@ class Decider:
                 "state": state,
                 "reason_code": reason,
                 "amount_fen": adjudication.amount_fen if state != "rejected" else 0,
-                "adjudication": explain(adjudication),
+                "adjudication": {
+                    **explain(adjudication),
+                    "usage": None
+                    if state == "rejected"
+                    else usage(self.policies[p.payer], presented, adjudication),
+                },
                 "audit_hits": [asdict(h) for h in hits],
                 "created_at": now,
                 "updated_at": now,
@@ -223,6 +286,26 @@ def decide_in_worker(
     return _worker.decide(pending, verified, now)
 
 
+def payer_order(policies: Mapping[str, claims.Policy]) -> list[str]:
+    """The payer order on one invoice: basic insurance first, then the others by kind
+    (critical illness, assistance, commercial: ``claims.in_chain_order``), then by payer id."""
+    by_kind = claims.in_chain_order(sorted(policies.values(), key=lambda p: p.payer))
+    return sorted((p.payer for p in by_kind), key=lambda payer: payer != FIRST_PAYER)  # stable
+
+
+def usage(
+    policy: claims.Policy, invoice: claims.ClaimInvoice, adjudication: claims.Adjudication
+) -> dict[str, Any]:
+    """What a claim takes of the citizen's yearly totals with its payer: the policy year, the
+    pool, the deductible it used and its amount (given back if it ends unpaid)."""
+    return {
+        "year": invoice.policy_year,
+        "pool": policy.benefit_for(invoice.visit_type).pool,
+        "deductible_fen": adjudication.deductible_applied_fen,
+        "paid_fen": adjudication.amount_fen,
+    }
+
+
 # -- the checks ----------------------------------------------------------------------------------
 
 Existing = dict[tuple[bytes, str], tuple[str, str]]
@@ -241,6 +324,22 @@ def claims_of(db: Session, invoice_ids: Iterable[bytes]) -> Existing:
             .where(claim.invoice_id.in_(wanted[lo : lo + 500]))
         ):
             found[c.invoice_id, c.payer] = (c.id, c.state)
+    return found
+
+
+def unpaid_of(db: Session, invoice_ids: Iterable[bytes]) -> dict[tuple[bytes, str], int]:
+    """The amounts of the claims of these invoices that will be paid and are not yet (approved,
+    in review, settling), by (invoice id, payer)."""
+    wanted = sorted(set(invoice_ids))
+    found: dict[tuple[bytes, str], int] = {}
+    claim = models.Claim
+    for lo in range(0, len(wanted), 500):
+        for invoice_id, payer, amount in db.execute(
+            select(claim.invoice_id, claim.payer, claim.amount_fen).where(
+                claim.invoice_id.in_(wanted[lo : lo + 500]), claim.state.in_(UNPAID)
+            )
+        ):
+            found[invoice_id, payer] = amount
     return found
 
 
@@ -285,10 +384,11 @@ class _Known:
     levels: dict[str, int]  # hospital code -> level
     lines: dict[bytes, tuple[claims.ClaimLine, ...]]  # claimed, and overlapping history
     existing: Existing  # this batch's claims too, as they are decided
+    unpaid: dict[tuple[bytes, str], int]  # amounts of claims not yet paid, this batch's too
     counts: dict[bytes, int]  # verifications, this batch's included
     patients: dict[bytes, list[models.Invoice]]  # each patient's valid invoices
     accumulators: dict[tuple[int, str, int], claims.Accumulator]
-    stored: dict[tuple[int, str, int], dict[str, Any]]  # the totals as loaded
+    stored: claim_totals.Stored  # the totals as loaded, with their versions
     views: dict[bytes, claims.ClaimInvoice] = field(default_factory=dict)
 
     @classmethod
@@ -316,25 +416,20 @@ class _Known:
                 start, end = _days(other.issued_at, other.admitted_on, other.discharged_on)
                 if start <= last and first <= end:
                     with_lines.add(other.invoice_id)
-        citizen_ids = sorted({p.citizen_id for p in pending})
-        stored: dict[tuple[int, str, int], dict[str, Any]] = {}
-        for lo in range(0, len(citizen_ids), 500):
-            for acc in db.scalars(
-                select(models.PayerAccumulator).where(
-                    models.PayerAccumulator.citizen_id.in_(citizen_ids[lo : lo + 500])
-                )
-            ):
-                stored[acc.citizen_id, acc.payer, acc.year] = acc.pools
+        stored = claim_totals.load(db, (p.citizen_id for p in pending))
         levels = db.execute(select(models.Hospital.code, models.Hospital.level))
         return cls(
             rows=rows,
             levels={code: level for code, level in levels},
             lines=_claim_lines(db, with_lines),
             existing=claims_of(db, rows),
+            # basic insurance is first in every chain: only the others price after claims
+            unpaid=unpaid_of(db, {p.invoice_id for p in pending if p.payer != FIRST_PAYER}),
             counts=counts,
             patients=patients,
             accumulators={
-                key: _accumulator_from_json(key[1], key[2], pools) for key, pools in stored.items()
+                key: claim_totals.from_json(key[1], key[2], pools)
+                for key, (pools, _) in stored.items()
             },
             stored=stored,
         )
@@ -344,12 +439,13 @@ class _Known:
         found = self.accumulators.get((citizen_id, payer, year))
         return found if found is not None else claims.Accumulator.empty(payer, year)
 
-    def moved_totals(self) -> dict[tuple[int, str, int], tuple[dict[str, Any], bool]]:
+    def moved_totals(self) -> dict[tuple[int, str, int], tuple[dict[str, Any], int | None]]:
         moved = {}
         for key, accumulator in self.accumulators.items():
-            pools = _accumulator_to_json(accumulator)
-            if pools != self.stored.get(key):
-                moved[key] = (pools, key in self.stored)
+            pools = claim_totals.to_json(accumulator)
+            before = self.stored.get(key)
+            if before is None or pools != before[0]:
+                moved[key] = (pools, None if before is None else before[1])
         return moved
 
     def view(self, row: models.Invoice) -> claims.ClaimInvoice:
@@ -388,18 +484,6 @@ def _claim_lines(
     return {iid: tuple(found) for iid, found in lines.items()}
 
 
-def _accumulator_to_json(acc: claims.Accumulator) -> dict[str, Any]:
-    return {name: asdict(usage) for name, usage in acc.pools}
-
-
-def _accumulator_from_json(payer: str, year: int, data: dict[str, Any]) -> claims.Accumulator:
-    return claims.Accumulator(
-        payer,
-        year,
-        tuple((name, claims.PoolUsage(**usage)) for name, usage in sorted(data.items())),
-    )
-
-
 def _days(issued_at: datetime, admitted: date | None, discharged: date | None) -> tuple[date, date]:
     """The calendar days (China Standard Time) an invoice's services span."""
     issued = issued_at.astimezone(claims.CHINA_TZ).date()
@@ -413,6 +497,7 @@ def explain(adjudication: claims.Adjudication) -> dict[str, Any]:
     """What a citizen reads: the outcome and each step of the arithmetic, in zh and en."""
     return {
         "amount_fen": adjudication.amount_fen,
+        "already_paid_fen": adjudication.already_paid_fen,  # what it was priced after
         "status": adjudication.status,
         "reason": {
             "code": adjudication.reason.code,

@@ -15,28 +15,35 @@ the database says. A settlement batch interrupted by a crash is reconciled with 
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from api import claim_totals
 from api.claim_decisions import (
     FIRST_PAYER,
     ClaimRefused,
+    Decided,
     Decider,
     Decisions,
     Pending,
     claims_of,
     decide_in_worker,
+    explain,
     readable,
     refuse_duplicate,
     start_worker,
+    unpaid_of,
 )
+from api.claim_totals import TotalsConflict
 from api.db import models
 from api.failed_verifications import guessed_wrong
 from api.invoice_store import (
@@ -51,11 +58,14 @@ from api.observability import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
 from api.services import Services
 from api.verification import VerificationService
 from api.workers import WorkerPool
-from chain.errors import ContractRevert
+from chain.errors import ContractRevert, InvoiceLocked, LedgerError, PaidAboveTotal
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
+from claims import CHINA_TZ
 from verifier.pipeline import Verdict
 from verifier.qr import encode_payload
+
+_log = logging.getLogger(__name__)
 
 #: Batches of at least this many verified claims are decided on two cores.
 PARALLEL_THRESHOLD = 256
@@ -105,18 +115,19 @@ def _pending(i: int, request: ClaimRequest, verdict: Verdict, row: models.Invoic
     )
 
 
-def _store_totals(
-    db: Session, totals: Mapping[tuple[int, str, int], tuple[dict[str, Any], bool]]
-) -> None:
-    """Writes the yearly totals a batch moved: updates of stored ones, inserts of new ones."""
-    rows = [
-        ({"citizen_id": c, "payer": p, "year": y, "pools": pools}, stored)
-        for (c, p, y), (pools, stored) in sorted(totals.items())
-    ]
-    if updates := [row for row, stored in rows if stored]:
-        db.execute(update(models.PayerAccumulator), updates)
-    if inserts := [row for row, stored in rows if not stored]:
-        db.execute(insert(models.PayerAccumulator), inserts)
+class _LockTaken(Exception):
+    """Raised when a claim of a batch going to review cannot take the payer's lock on chain
+    (another payer took it since verification): the batch is taken again one by one."""
+
+
+def _lock_refusal(invoice_id: bytes, locked_by: str) -> ClaimRefused:
+    return ClaimRefused(
+        409,
+        "invoice_locked",
+        "another payer holds this invoice for review; claim again once it has decided",
+        invoice_id="0x" + invoice_id.hex(),
+        locked_by=locked_by,
+    )
 
 
 class ClaimService:
@@ -135,6 +146,9 @@ class ClaimService:
         # One worker: this process verifies and decides too (see :meth:`_parts`).
         self._pool = WorkerPool(1, initializer=start_worker, initargs=(services.settings.database,))
         self._parallel = (workers if workers is not None else (os.cpu_count() or 1)) >= 2
+        # One settlement at a time in this process (only the sequencer's holder settles): a
+        # second one would reconcile the first's claims in flight as if left by a crash.
+        self._settlement = threading.Lock()
 
     def close(self) -> None:
         self._pool.close()
@@ -153,7 +167,7 @@ class ClaimService:
         for attempt in range(3):
             try:
                 (outcome,) = self._submit_batch([request])
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError, TotalsConflict):
                 if attempt == 2:
                     raise
                 continue
@@ -171,7 +185,7 @@ class ClaimService:
         concurrent claim wins a race, the batch is taken again one claim at a time."""
         try:
             return self._submit_batch(requests)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, TotalsConflict, _LockTaken):
             if len(requests) == 1:
                 raise
         outcomes: list[models.Claim | ClaimRefused] = []
@@ -197,6 +211,7 @@ class ClaimService:
         decisions = Decisions()
         for n, indexes in enumerate(parts):
             verified, counted = self._verified(requests, indexes, outcomes)
+            self._refuse_locked(requests, verified, outcomes)
             verified_all.update(verified)
             added: dict[bytes, int] = {}
             for invoice_id in counted:
@@ -212,43 +227,126 @@ class ClaimService:
         for future in futures:
             decisions = decisions.merged(future.result())
         verified, added = verified_all, added_all
-        locks: list[tuple[str, bytes]] = []
+        decided = sorted(decisions.outcomes, key=lambda o: o[0])
+        totals = decisions.totals
+        # Lock, then store: a claim going to review holds its payer's lock on chain before it
+        # is stored, and the locks of claims that end up not stored are released.
+        locks, refused = self._take_locks(len(requests), decided, outcomes)
+        if refused:
+            decided, totals = [], {}  # a lone claim refused for the lock: nothing of it stored
         events: list[dict[str, Any]] = []  # inserted as rows: no ORM bookkeeping needed
-        with services.sessions() as db:
-            for i, outcome in sorted(decisions.outcomes, key=lambda o: o[0]):
-                if isinstance(outcome, ClaimRefused):
-                    outcomes[i] = outcome
-                    continue
-                claim = models.Claim(**outcome.claim)
-                db.add(claim)
-                events.extend(outcome.events)
-                if claim.state == "in_review":
-                    locks.append((claim.payer, claim.invoice_id))
-                outcomes[i] = claim
-            try:
-                db.flush()  # claims first: their events refer to them
-                if events:
-                    db.execute(insert(models.ClaimEvent), events)
-                _store_totals(db, decisions.totals)
-                VerificationService.add_counts(db, added, now)
-                db.commit()
-            except IntegrityError:
-                # A concurrent claim of the same invoice and payer won: the unique
-                # (invoice, payer) constraint decides the race.
-                db.rollback()
-                if len(requests) == 1 and verified:
-                    ((_, row),) = verified.values()
-                    with services.sessions() as fresh:
-                        claims_now = claims_of(fresh, [row.invoice_id])
-                    refuse_duplicate(claims_now, row.invoice_id, requests[0].payer)
-                raise
-        for payer, invoice_id in locks:
-            with services.lock:
-                services.session.ledger.lock_invoice(services.session.payers[payer], invoice_id)
+        stored = False
+        try:
+            with services.sessions() as db:
+                for i, outcome in decided:
+                    if isinstance(outcome, ClaimRefused):
+                        outcomes[i] = outcome
+                        continue
+                    claim = models.Claim(**outcome.claim)
+                    db.add(claim)
+                    events.extend(outcome.events)
+                    outcomes[i] = claim
+                try:
+                    db.flush()  # claims first: their events refer to them
+                    if events:
+                        db.execute(insert(models.ClaimEvent), events)
+                    claim_totals.store(db, totals)
+                    VerificationService.add_counts(db, added, now)
+                    db.commit()
+                    stored = True
+                except IntegrityError:
+                    # A concurrent claim of the same invoice and payer won: the unique
+                    # (invoice, payer) constraint decides the race.
+                    db.rollback()
+                    if len(requests) == 1 and verified:
+                        ((_, row),) = verified.values()
+                        with services.sessions() as fresh:
+                            claims_now = claims_of(fresh, [row.invoice_id])
+                        refuse_duplicate(claims_now, row.invoice_id, requests[0].payer)
+                    raise
+        finally:
+            if not stored:
+                self._release_unstored(locks)
         for o in outcomes:
             assert o is not None
             CLAIMS_SUBMITTED.labels(o.code if isinstance(o, ClaimRefused) else o.state).inc()
         return outcomes  # type: ignore[return-value]
+
+    def _refuse_locked(
+        self,
+        requests: Sequence[ClaimRequest],
+        verified: dict[int, tuple[Verdict, models.Invoice]],
+        outcomes: list[models.Claim | ClaimRefused | None],
+    ) -> None:
+        """Refuses, before anything is decided or stored, the claims of invoices that another
+        payer holds locked on chain for review (as the status step read it)."""
+        payers = self._services.session.payers
+        for i, (verdict, row) in list(verified.items()):
+            locked_by = verdict.steps[-1].details.get("locked_by")
+            if locked_by and locked_by != payers[requests[i].payer].address:
+                outcomes[i] = _lock_refusal(row.invoice_id, str(locked_by))
+                del verified[i]
+
+    def _take_locks(
+        self,
+        batch_size: int,
+        decided: Sequence[tuple[int, Decided | ClaimRefused]],
+        outcomes: list[models.Claim | ClaimRefused | None],
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        """Takes the payer's lock on chain for every decided claim going to review; returns the
+        locks taken, and whether a lone claim was refused for the lock (its refusal is then in
+        ``outcomes``): another payer took the lock since verification. In a batch (whose later
+        claims counted on the refused one) the locks are released and ``_LockTaken`` raised."""
+        services = self._services
+        taken: list[tuple[str, bytes]] = []
+        refused = False
+        try:
+            for i, outcome in decided:
+                if isinstance(outcome, ClaimRefused) or outcome.claim["state"] != "in_review":
+                    continue
+                payer, invoice_id = outcome.claim["payer"], outcome.claim["invoice_id"]
+                try:
+                    with services.lock:
+                        services.session.ledger.lock_invoice(
+                            services.session.payers[payer], invoice_id
+                        )
+                except InvoiceLocked as exc:
+                    if batch_size > 1:
+                        raise _LockTaken(invoice_id) from exc
+                    outcomes[i] = _lock_refusal(invoice_id, str(exc.args_by_name["locked_by"]))
+                    refused = True
+                    continue
+                taken.append((payer, invoice_id))
+        except BaseException:
+            self._release_unstored(taken)
+            raise
+        return taken, refused
+
+    def _release_unstored(self, locks: Sequence[tuple[str, bytes]]) -> None:
+        """Releases the locks taken for claims that were not stored, unless a stored claim in
+        review of the same payer holds it (a concurrent twin that won the race)."""
+        services = self._services
+        if not locks:
+            return
+        with services.sessions() as db:
+            held = set(
+                db.execute(
+                    select(models.Claim.payer, models.Claim.invoice_id).where(
+                        models.Claim.invoice_id.in_([i for _, i in locks]),
+                        models.Claim.state == "in_review",
+                    )
+                ).tuples()
+            )
+        for payer, invoice_id in locks:
+            if (payer, invoice_id) in held:
+                continue
+            try:
+                with services.lock:
+                    services.session.ledger.release_invoice(
+                        services.session.payers[payer], invoice_id
+                    )
+            except LedgerError:  # left held: logged, and the payer may release it by hand
+                _log.exception("could not release the lock of 0x%s", invoice_id.hex())
 
     def _parts(self, requests: Sequence[ClaimRequest]) -> list[list[int]]:
         """The batch's positions in parts by citizen, the worker's first and this process's
@@ -337,78 +435,123 @@ class ClaimService:
     # -- review -------------------------------------------------------------------------------
 
     def review(self, claim_id: str, approve: bool, reviewer: str, reason: str | None) -> None:
-        """A reviewer's decision on a claim in review; rejecting releases the payer's lock."""
+        """A reviewer's decision on a claim in review; rejecting gives back what the claim took
+        of the citizen's yearly totals and releases the payer's lock.
+
+        One decision wins: the state moves by ``UPDATE ... WHERE state = 'in_review'`` and
+        only the reviewer whose update changed the row goes on (and releases the lock, once);
+        every other gets ``409 already_decided`` naming the winner's decision. A claim that
+        settlement picked up is no longer in review, so it cannot be decided."""
         services = self._services
+        claim = models.Claim
+        now = datetime.now(UTC)
+        state = "approved" if approve else "rejected"
         with services.sessions() as db:
-            claim = db.get(models.Claim, claim_id)
-            if claim is None:
-                raise ClaimRefused(404, "claim_not_found", f"no claim {claim_id}")
-            if claim.state != "in_review":
-                raise ClaimRefused(409, "not_in_review", f"claim {claim_id} is {claim.state}")
-            now = datetime.now(UTC)
-            claim.state = "approved" if approve else "rejected"
-            claim.reason_code = None if approve else (reason or "rejected_by_reviewer")
-            if not approve:
-                claim.amount_fen = 0
-            claim.updated_at = now
+            result = db.execute(
+                update(claim)
+                .where(claim.id == claim_id, claim.state == "in_review")
+                .values(
+                    state=state,
+                    reason_code=None if approve else (reason or "rejected_by_reviewer"),
+                    updated_at=now,
+                    **({} if approve else {"amount_fen": 0}),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], result).rowcount != 1:
+                db.rollback()
+                raise self._not_decidable(db, claim_id)
             db.add(
                 models.ClaimEvent(
                     claim_id=claim_id,
                     at=now,
-                    state=claim.state,
+                    state=state,
                     actor=reviewer,
                     detail={"reason": reason},
                 )
             )
+            row = db.get(models.Claim, claim_id)
+            assert row is not None
+            if not approve:
+                claim_totals.give_back(db, [row])
             db.commit()
-            invoice_id, payer = claim.invoice_id, claim.payer
+            invoice_id, payer = row.invoice_id, row.payer
         if not approve:
             with services.lock:
                 services.session.ledger.release_invoice(services.session.payers[payer], invoice_id)
 
+    @staticmethod
+    def _not_decidable(db: Session, claim_id: str) -> ClaimRefused:
+        """Why a claim cannot be decided: unknown, decided already (by whom, when, how), or
+        never in review."""
+        found = db.get(models.Claim, claim_id)
+        if found is None:
+            return ClaimRefused(404, "claim_not_found", f"no claim {claim_id}")
+        events = list(
+            db.scalars(
+                select(models.ClaimEvent)
+                .where(models.ClaimEvent.claim_id == claim_id)
+                .order_by(models.ClaimEvent.id)
+            )
+        )
+        states = [e.state for e in events]
+        if "in_review" in states:
+            after = events[states.index("in_review") + 1 :]
+            decision = next((e for e in after if e.state in ("approved", "rejected")), None)
+            if decision is not None:
+                return ClaimRefused(
+                    409,
+                    "already_decided",
+                    f"claim {claim_id} was {decision.state} by {decision.actor}",
+                    decision=decision.state,
+                    decided_by=decision.actor,
+                    decided_at=decision.at.isoformat(),
+                    state=found.state,
+                )
+        return ClaimRefused(
+            409, "not_in_review", f"claim {claim_id} is {found.state}", state=found.state
+        )
+
     # -- settlement ---------------------------------------------------------------------------
 
     def settle_approved(self) -> int:
-        """Settles every approved claim on chain, payer by payer, in batches; returns how many
-        were paid. Claims left ``settling`` by a crash are reconciled with the chain first."""
+        """Settles every approved claim on chain, payer by payer in the payer order, in
+        batches; returns how many were paid. Claims left ``settling`` by a crash are
+        reconciled with the chain first.
+
+        A claim is taken by ``UPDATE ... WHERE state = 'approved'`` (nothing decided after
+        pick-up, no claim taken by two workers). A claim of a payer after basic insurance is
+        priced again when what it was priced after changed (an earlier payer paid more or
+        less than expected, or was rejected); one the contract refuses for the cap or for
+        another payer's lock goes back to ``approved`` to be priced again, never rejected for
+        a figure that moves."""
+        with self._settlement:
+            return self._settle_approved()
+
+    def _settle_approved(self) -> int:
         services = self._services
         self._reconcile()
         paid = 0
-        for payer, account in services.session.payers.items():
-            with services.sessions() as db:
-                claim, invoice = models.Claim, models.Invoice
-                rows = db.execute(
-                    select(
-                        claim.id,
-                        claim.amount_fen,
-                        invoice.invoice_id,
-                        invoice.record_hash,
-                        invoice.hospital,
-                        invoice.total,
-                        invoice.signature,
-                    )
-                    .join(invoice, invoice.invoice_id == claim.invoice_id)
-                    .where(claim.state == "approved", claim.payer == payer)
-                    .order_by(claim.created_at)
-                ).all()
-                if not rows:
-                    continue
-                for lo in range(0, len(rows), 500):
-                    db.execute(
-                        update(claim)
-                        .where(claim.id.in_([r.id for r in rows[lo : lo + 500]]))
-                        .values(state="settling")
-                    )
-                db.commit()
+        payers = services.session.payers
+        order = self._decider.payer_order
+        for payer in sorted(payers, key=lambda p: order.index(p) if p in order else len(order)):
+            account = payers[payer]
+            rows = self._pick_up(payer)
+            amounts = {r.id: r.amount_fen for r in rows}
+            if rows and payer != FIRST_PAYER:
+                amounts = self._repriced(rows)
             requests = [
                 SettlementRequest(
                     r.id,
                     InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total),
-                    r.amount_fen,
+                    amounts[r.id],
                     r.signature,
                 )
                 for r in rows
+                if r.id in amounts
             ]
+            if not requests:
+                continue
             with services.lock:
                 outcomes = services.sequencer.settle(account, requests)
             per_tx: dict[bytes, list[Any]] = {}
@@ -432,6 +575,161 @@ class ClaimService:
                         self._refused(db, outcome.request.reference, outcome.error, now)
                 db.commit()
         return paid
+
+    def _pick_up(self, payer: str) -> list[Any]:
+        """The payer's approved claims with their invoices' leaves, moved to ``settling`` by a
+        conditional update: only the rows this call moved are returned."""
+        claim, invoice = models.Claim, models.Invoice
+        with self._services.sessions() as db:
+            rows = db.execute(
+                select(
+                    claim.id,
+                    claim.amount_fen,
+                    invoice.invoice_id,
+                    invoice.record_hash,
+                    invoice.hospital,
+                    invoice.total,
+                    invoice.signature,
+                )
+                .join(invoice, invoice.invoice_id == claim.invoice_id)
+                .where(claim.state == "approved", claim.payer == payer)
+                .order_by(claim.created_at)
+            ).all()
+            taken: set[str] = set()
+            for lo in range(0, len(rows), 500):
+                taken.update(
+                    db.scalars(
+                        update(claim)
+                        .where(
+                            claim.id.in_([r.id for r in rows[lo : lo + 500]]),
+                            claim.state == "approved",
+                        )
+                        .values(state="settling")
+                        .returning(claim.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+            db.commit()
+        return [r for r in rows if r.id in taken]
+
+    def _repriced(self, rows: Sequence[Any]) -> dict[str, int]:
+        """The amounts to send for these claims just taken (of one payer after basic): a claim
+        whose basis (what the chain paid plus what earlier payers' unpaid claims will pay)
+        moved since it was priced is priced again, with its yearly totals, in one
+        transaction; one that now pays nothing is rejected (and sent nothing)."""
+        services = self._services
+        with services.lock:
+            on_chain = {
+                r.invoice_id: services.session.ledger.claim_state(r.invoice_id).paid for r in rows
+            }
+        amounts = {r.id: r.amount_fen for r in rows}
+        now = datetime.now(UTC)
+        with services.sessions() as db:
+            stored = {
+                c.id: c
+                for c in db.scalars(select(models.Claim).where(models.Claim.id.in_(amounts)))
+            }
+            unpaid = unpaid_of(db, on_chain)
+            stale: list[tuple[models.Claim, Pending]] = []
+            for claim in stored.values():
+                citizen = db.get(models.Citizen, claim.citizen_id)
+                assert citizen is not None
+                p = Pending(
+                    0,
+                    citizen.id,
+                    citizen.id_number_hash,
+                    citizen.sex,
+                    citizen.birth_date,
+                    citizen.assistance_eligible,
+                    claim.payer,
+                    claim.channel,
+                    claim.invoice_id,
+                    (),
+                    on_chain[claim.invoice_id],
+                )
+                basis = p.paid_on_chain + self._decider.earlier_unpaid(unpaid, p)
+                if claim.adjudication.get("already_paid_fen") != basis:
+                    stale.append((claim, replace(p, paid_on_chain=basis)))
+            if not stale:
+                return amounts
+            try:
+                self._store_repriced(db, stale, amounts, now)
+                db.commit()
+            except (IntegrityError, OperationalError, TotalsConflict):
+                # Totals moved by a concurrent claim: these wait for the next settlement.
+                db.rollback()
+                _log.warning("repricing raced a concurrent claim; retried at the next settlement")
+                stale_ids = [c.id for c, _ in stale]
+                db.execute(
+                    update(models.Claim)
+                    .where(models.Claim.id.in_(stale_ids), models.Claim.state == "settling")
+                    .values(state="approved")
+                    .execution_options(synchronize_session=False)
+                )
+                db.commit()
+                for claim_id in stale_ids:
+                    amounts.pop(claim_id, None)
+        return amounts
+
+    def _store_repriced(
+        self,
+        db: Session,
+        stale: Sequence[tuple[models.Claim, Pending]],
+        amounts: dict[str, int],
+        now: datetime,
+    ) -> None:
+        """Prices the ``stale`` claims again on their new basis (``Pending.paid_on_chain``):
+        what each took of the yearly totals is given back and what it takes now is taken, its
+        amount and explanation replaced (a ``repriced`` event, or ``rejected`` when it now
+        pays nothing); ``amounts`` follows."""
+        invoices = rows_by_id(db, {c.invoice_id for c, _ in stale})
+        keys = {
+            (c.citizen_id, c.payer, invoices[c.invoice_id].issued_at.astimezone(CHINA_TZ).year)
+            for c, _ in stale
+        }
+        before = claim_totals.locked(db, keys)
+        totals = {k: claim_totals.from_json(k[1], k[2], pools) for k, (pools, _) in before.items()}
+        for claim, _ in stale:
+            had = claim_totals.usage_of(claim)
+            if had is not None and had[0] in totals:
+                key, pool, deductible, paid = had
+                totals[key] = totals[key].given_back(pool, deductible, paid)
+        repriced = self._decider.reprice(db, [(p, c.created_at) for c, p in stale], totals)
+        for (claim, p), (adjudication, taken) in zip(stale, repriced, strict=True):
+            was = claim.amount_fen
+            claim.adjudication = {**explain(adjudication), "usage": taken}
+            claim.updated_at = now
+            if taken is None:
+                claim.state, claim.reason_code, claim.amount_fen = (
+                    "rejected",
+                    adjudication.reason.code,
+                    0,
+                )
+                amounts.pop(claim.id)
+            else:
+                claim.amount_fen = amounts[claim.id] = adjudication.amount_fen
+            db.add(
+                models.ClaimEvent(
+                    claim_id=claim.id,
+                    at=now,
+                    state="repriced" if taken is not None else "rejected",
+                    actor="sequencer",
+                    detail={
+                        "was_fen": was,
+                        "amount_fen": claim.amount_fen,
+                        "already_paid_fen": p.paid_on_chain,
+                        "reason": adjudication.reason.code,
+                    },
+                )
+            )
+        claim_totals.store(
+            db,
+            {
+                key: (pools, before[key][1] if key in before else None)
+                for key, acc in totals.items()
+                if (pools := claim_totals.to_json(acc)) != before.get(key, (None,))[0]
+            },
+        )
 
     @staticmethod
     def _paid(db: Session, settled: Mapping[str, bytes], now: datetime) -> None:
@@ -498,8 +796,18 @@ class ClaimService:
 
     @staticmethod
     def _refused(db: Session, claim_id: str, error: ContractRevert | None, now: datetime) -> None:
+        """A payment the contract refused: back to ``approved`` when the refusal names a
+        figure that moves (the cap, after an earlier payer paid: priced again at the next
+        settlement; another payer's lock: paid once it is released), else ``rejected`` with
+        the ledger's code, giving back what the claim took of the yearly totals."""
         claim = db.get(models.Claim, claim_id)
         assert claim is not None
+        if isinstance(error, InvoiceLocked) or (
+            isinstance(error, PaidAboveTotal) and claim.payer != FIRST_PAYER
+        ):
+            claim.state, claim.updated_at = "approved", now
+            return
+        claim_totals.give_back(db, [claim])
         code = "ledger_" + (error.abi_name.removeprefix("Ledger") if error else "refused")
         claim.state, claim.reason_code, claim.updated_at = "rejected", code, now
         db.add(

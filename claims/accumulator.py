@@ -1,7 +1,8 @@
 """A citizen's yearly running totals with one payer: deductible used and amount paid, per pool.
 
 Adjudication never changes an accumulator; it returns a new one beside its result, which the
-caller stores once the payment is settled.
+caller stores with the claim. A claim that ends unpaid gives back what it took
+(``Accumulator.given_back``).
 """
 
 from __future__ import annotations
@@ -62,3 +63,17 @@ class Accumulator:
         """A new accumulator with the totals of ``name`` replaced."""
         kept = tuple((n, u) for n, u in self.pools if n != name)
         return Accumulator(self.payer, self.year, (*kept, (name, usage)))
+
+    def given_back(self, name: str, deductible_fen: int, paid_fen: int) -> Accumulator:
+        """A new accumulator without what one claim had taken of pool ``name``: its deductible
+        use and its amount (each floored at zero), for a claim that ends unpaid."""
+        if min(deductible_fen, paid_fen) < 0:
+            raise ClaimInputInvalid("given_back", "amounts to give back must be >= 0")
+        usage = self.pool(name)
+        return self.with_pool(
+            name,
+            PoolUsage(
+                max(0, usage.deductible_used_fen - deductible_fen),
+                max(0, usage.paid_fen - paid_fen),
+            ),
+        )

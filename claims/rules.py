@@ -73,6 +73,9 @@ _TEXT_PARAMS: Mapping[str, Mapping[str, tuple[str, ...]]] = MappingProxyType(
     }
 )
 _COMMON = ("severity", "enabled", "zh", "en")
+#: Rules that only flag (severity ``info``): their input is something anyone can move (anyone
+#: may verify any invoice), so a hit must never send someone's claim to review.
+FLAG_ONLY = frozenset({"verified_often"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ def _rule(f: Fields, code: str, fields: tuple[str, ...], entry: Mapping[str, Any
     texts = _TEXT_PARAMS.get(code, {})
     f.only(entry, (*_COMMON, *ints, *texts), path)
     severity = f.text(entry, "severity", path, choices=[s.value for s in Severity])
+    if code in FLAG_ONLY and severity and severity != Severity.INFO:
+        f.bad(f"{path}.severity", "must be info: this rule only flags, anyone can trigger it")
     enabled = f.boolean(entry, "enabled", path, default=True)
     templates = {lang: f.text(entry, lang, path) for lang in ("zh", "en")}
     for lang, template in templates.items():

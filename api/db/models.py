@@ -284,8 +284,8 @@ class Payment(Base):
 
 
 class PayerAccumulator(Base):
-    """A citizen's yearly totals with a payer, by pool (deductible met, paid), updated when a
-    claim settles."""
+    """A citizen's yearly totals with a payer, by pool (deductible met, paid): moved when a claim
+    is decided, given back when it ends rejected."""
 
     __tablename__ = "payer_accumulators"
 
@@ -293,6 +293,9 @@ class PayerAccumulator(Base):
     payer: Mapped[str] = mapped_column(String(32), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     pools: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Bumped by every write, which is conditional on the version read (api/claim_totals.py):
+    # two workers never lose each other's update.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StaffToken(Base):

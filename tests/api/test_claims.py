@@ -62,7 +62,7 @@ class Demo:
         return encode_payload(payload_of(self.services.domain, row))
 
     def verify_often(self, index: int) -> None:
-        """Verified unusually often (an audit signal): a claim then goes to manual review."""
+        """Verified unusually often: an audit flag for staff, never a review on its own."""
         text = self.qr_text(index)
         for _ in range(25):
             self.services.verification.verify(text)
@@ -249,12 +249,19 @@ def test_simultaneous_identical_claims_give_one_claim(demo: Demo) -> None:
         assert db.scalar(select(func.count()).select_from(models.Payment)) == 1
 
 
+def _flagged_claim(demo: Demo, index: int) -> Any:
+    """A claim of a copy of invoice ``index`` whose first line has a code in no catalogue."""
+    from tests.api.flagged import upload_copy
+
+    reference = upload_copy(demo.services, DATASET, index, "0099000001", flagged=True)
+    return demo.claim(index, invoice=reference).json()
+
+
 def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
-    demo.verify_often(BIG_INPATIENT)
-    claim = demo.claim(BIG_INPATIENT).json()
+    claim = _flagged_claim(demo, BIG_INPATIENT)
     assert claim["state"] == "in_review"
-    assert "verified_often" in [h["code"] for h in claim["audit_hits"]]
-    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    assert "unknown_code" in [h["code"] for h in claim["audit_hits"]]
+    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by == demo.services.session.payers["basic"].address
     reviewer = {"Authorization": "Bearer dev-admin-token"}
     queue = demo.client.get("/api/v1/review/queue", headers=reviewer).json()
@@ -271,13 +278,12 @@ def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
     ).json()
     assert approved["state"] == "approved"
     assert demo.services.claims.settle_approved() == 1
-    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by is None and state.paid == claim["amount_fen"]
 
 
 def test_rejected_review_releases_the_lock(demo: Demo) -> None:
-    demo.verify_often(BIG_INPATIENT)
-    claim = demo.claim(BIG_INPATIENT).json()
+    claim = _flagged_claim(demo, BIG_INPATIENT)
     reviewer = {"Authorization": "Bearer dev-admin-token"}
     done = demo.client.post(
         f"/api/v1/review/{claim['claim_id']}",
@@ -285,7 +291,7 @@ def test_rejected_review_releases_the_lock(demo: Demo) -> None:
         json={"approve": False, "reason": "duplicate billing"},
     ).json()
     assert done["state"] == "rejected" and done["reason_code"] == "duplicate billing"
-    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by is None and state.paid == 0
 
 

@@ -189,7 +189,7 @@ TABLE: list[tuple[str, Case, list[tuple[str, Severity]]]] = [
      (STAY, WOMAN, [stay(date(2025, 3, 10), date(2025, 3, 12), reference=OTHER,
                          hospital="H33080300002", diagnoses=("I10",))], 0), []),
     # verified unusually often
-    ("verified-21-times", (outpatient(), WOMAN, [], 21), [("verified_often", Severity.WARNING)]),
+    ("verified-21-times", (outpatient(), WOMAN, [], 21), [("verified_often", Severity.INFO)]),
     ("verified-20-times", (outpatient(), WOMAN, [], 20), []),
 ]  # fmt: skip
 
@@ -199,7 +199,7 @@ def test_rule(case: Case, expected: list[tuple[str, Severity]]) -> None:
     claim, citizen, history, count = case
     hits = audit(claim, citizen, CATALOGUE, history, count, RULES)
     assert [(h.code, h.severity) for h in hits] == expected
-    assert needs_review(hits) == bool(expected)
+    assert needs_review(hits) == any(severity is not Severity.INFO for _, severity in expected)
     for hit in hits:
         assert hit.zh and hit.en and "{" not in hit.zh + hit.en
 

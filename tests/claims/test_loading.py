@@ -197,6 +197,8 @@ MALFORMED_RULES = [
      "rules.readmission.window_hours", "unknown key"),
     ("bad-choice", _edit('diagnosis_match = "category"', 'diagnosis_match = "fuzzy"'),
      "rules.readmission.diagnosis_match", "must be one of 'category', 'exact'"),
+    ("flag-sends-to-review", _edit('severity = "info"', 'severity = "warning"'),
+     "rules.verified_often.severity", "must be info"),
 ]  # fmt: skip
 
 
