@@ -66,6 +66,9 @@ ADMIN = {"Authorization": "Bearer dev-admin-token"}
 HEALTHZ_P99_MS = 100.0  # the bound on /healthz's 99th percentile during the run
 PEAK_RSS_MB = 1024.0  # the bound on the service's resident memory, children included
 WRONG_CHECK_CODE = "000000"
+# Attacks come from another loopback address: the service limits failures per client, and an
+# attacker is not the verifier next to it (all of 127.0.0.0/8 is loopback on Linux).
+ATTACKER = "127.0.0.2"
 RACE_DECISIONS = 6  # decisions sent at once on one claim in review, half approve
 
 
@@ -255,7 +258,11 @@ def _id(dataset: demo_data.DemoDataset, i: int) -> bytes:
 async def _drive(url: str, plan: dict[str, Any], clients: int) -> dict[str, Any]:
     dataset = plan["dataset"]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+    attacker_transport = httpx.AsyncHTTPTransport(limits=limits, local_address=ATTACKER)
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http,
+        httpx.AsyncClient(base_url=url, timeout=120, transport=attacker_transport) as attacker,
+    ):
         tokens: dict[str, str] = {}
         for i in plan["stored"]:
             number = dataset.citizen_of(i).id_number
@@ -308,7 +315,7 @@ async def _drive(url: str, plan: dict[str, Any], clients: int) -> dict[str, Any]
                 if "declared_length" in request:
                     status = await _declared_too_long(url, request)
                 else:
-                    response = await http.request(
+                    response = await (attacker if kind.startswith("attack") else http).request(
                         request.get("method", "POST"),
                         request["url"],
                         headers=request.get("headers"),
@@ -435,7 +442,7 @@ async def _declared_too_long(url: str, request: dict[str, Any]) -> int:
     answer's status (0 when the connection failed first): an attacker does not wait to send
     the rest, and the service must not wait for it."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(ATTACKER, 0))
     try:
         head = [f"POST {request['url']} HTTP/1.1", f"Host: {host}:{port}"]
         head += [f"{k}: {v}" for k, v in request["headers"].items()]
