@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -58,6 +61,24 @@ def _sequencer_loop(services: Services, stop: threading.Event) -> None:
         lock.release()
 
 
+def _end_with_supervisor() -> None:
+    """In a worker that ``uvicorn --workers`` started: end when the supervisor is gone.
+
+    uvicorn's workers share the listening socket it bound and would outlive a supervisor
+    killed with SIGKILL, answering on the port that a restart then cannot bind. The parent's
+    sentinel (a pipe only the parent holds open) reads end-of-file when it dies; a process
+    with no multiprocessing parent (``zeroclaim run``, tests) has nothing to watch."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-supervisor", daemon=True).start()
+
+
 def app_from_environment() -> FastAPI:
     """The application configured from ``ZEROCLAIM_*`` (``uvicorn --factory``, several
     workers: each opens its own services, one of them runs the sequencer)."""
@@ -73,6 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _end_with_supervisor()
         opened = services or open_services(settings)
         app.state.services = opened
         stop = threading.Event()

@@ -87,12 +87,15 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> floa
     return time.monotonic() - started
 
 
-def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``zeroclaim run`` in its own process with ``ZEROCLAIM_*`` from ``env``; its output goes
-    to ``log`` (a pipe nobody reads would stall it)."""
+def start_service(
+    env: dict[str, str], log: Path, command: tuple[str, ...] = ("-m", "api.cli", "run")
+) -> subprocess.Popen[bytes]:
+    """``zeroclaim run`` (or another ``python`` command) in its own process with
+    ``ZEROCLAIM_*`` from ``env``; its output goes to ``log`` (a pipe nobody reads would stall
+    it)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run"],
+            [sys.executable, *command],
             cwd=ROOT,
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
             stdout=out,

@@ -117,6 +117,17 @@ def _refused(port: int) -> bool:
         return False
 
 
+def _kill_and_see_everything_go(proc: subprocess.Popen[bytes], port: int) -> None:
+    """SIGKILL ``proc``: every process below it ends within seconds, and the port is free."""
+    below = killing.descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    killing.wait_until(
+        lambda: not any(killing.alive(p) for p in below), 5, "workers outlived the service"
+    )
+    killing.wait_until(lambda: _refused(port), 5, "something still listens on the port")
+
+
 def test_sigkill_then_restart_on_the_same_port_resumes_anchoring_and_settlement(
     tmp_path: Path, service_env: dict[str, str]
 ) -> None:
@@ -141,13 +152,7 @@ def test_sigkill_then_restart_on_the_same_port_resumes_anchoring_and_settlement(
             assert batch.status_code == 200, batch.text
         workers = killing.descendants(first.pid)
         assert len(workers) >= 3, "the pools never started: the test would show nothing"
-
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        killing.wait_until(
-            lambda: not any(killing.alive(p) for p in workers), 5, "workers outlived the service"
-        )
-        killing.wait_until(lambda: _refused(port), 5, "something still listens on the port")
+        _kill_and_see_everything_go(first, port)
 
         again = time.monotonic()
         second = killing.start_service(service_env, tmp_path / "second.log")
@@ -194,5 +199,81 @@ def test_sigkill_then_restart_on_the_same_port_resumes_anchoring_and_settlement(
             proc.kill()
             proc.wait(timeout=10)
         for pid in workers:  # on the old code they outlive the service: end them here
+            if killing.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sigkill_of_the_uvicorn_supervisor_ends_its_workers(
+    tmp_path: Path, service_env: dict[str, str]
+) -> None:
+    """``uvicorn --workers``: the workers share the supervisor's socket, and end with it."""
+    settings = Settings(data_dir=tmp_path, database_url=service_env["ZEROCLAIM_DATABASE_URL"])
+    services = open_services(settings)  # the schema and contract, before two workers start
+    try:
+        key = Account.create()
+        api_key = register_hospital(
+            services, OWN, "重启测试医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
+        )
+        items = [
+            sign_item(
+                {"invoice": invoice_json(n, OWN, patient(n)), "patient": patient(n)},
+                key.key,
+                services.domain,
+            )
+            for n in range(1, 4)
+        ]
+    finally:
+        services.close()
+    port = int(service_env["ZEROCLAIM_PORT"])
+    url = f"http://127.0.0.1:{port}"
+    uvicorn = ("-m", "uvicorn", "api.app:app_from_environment", "--factory", "--workers", "2")
+    command = (*uvicorn, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning")
+    started: list[subprocess.Popen[bytes]] = []
+    below: set[int] = set()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        first = killing.start_service(service_env, tmp_path / "first.log", command)
+        started.append(first)
+        killing.wait_until(ready, 120, "no start (a sequencer among the workers)")
+        below = killing.descendants(first.pid)
+        assert len(below) >= 2, "uvicorn started no workers"
+        _kill_and_see_everything_go(first, port)
+
+        second = killing.start_service(service_env, tmp_path / "second.log", command)
+        started.append(second)
+        killing.wait_until(ready, 60, "no restart (a sequencer among the workers)")
+        upload = httpx.post(
+            f"{url}/api/v1/invoices/batches",
+            headers={"X-API-Key": api_key},
+            json={"items": items},
+            timeout=60,
+        )
+        assert upload.status_code == 200 and upload.json()["accepted"] == 3, upload.text
+        reference = upload.json()["items"][0]["reference"]
+
+        def anchored() -> bool:
+            answer = httpx.get(
+                f"{url}/api/v1/invoices/{reference}", headers={"X-API-Key": api_key}, timeout=10
+            )
+            return bool(answer.json()["status"] == "anchored")
+
+        killing.wait_until(anchored, 30, "an invoice uploaded after the restart not anchored")
+        below = killing.descendants(second.pid)
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+        killing.wait_until(
+            lambda: not any(killing.alive(p) for p in below), 10, "a worker outlived SIGTERM"
+        )
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait(timeout=10)
+        for pid in below:
             if killing.alive(pid):
                 os.kill(pid, signal.SIGKILL)
