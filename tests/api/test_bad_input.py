@@ -339,6 +339,24 @@ def test_a_bad_item_is_refused_alone_and_the_good_are_stored(
     assert_only_the_good_were_stored(world, result)
 
 
+def test_worker_processes_check_the_same_ranges(world: World, monkeypatch: Any) -> None:
+    """Large batches are validated in worker processes: the time of arrival goes with them."""
+    from api import ingest
+
+    monkeypatch.setattr(ingest, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(ingest, "CHUNK", 2)
+    if world.services.ingest._pool.size < 2:
+        pytest.skip("one core: batches are validated in this process")
+    late, odd = world.item(2), world.item(4)
+    _in_2099(late)
+    odd["invoice"]["department"] = "\ud800"
+    items = [world.item(1), signed_as_sent(world, late), world.item(3), signed_as_sent(world, odd)]
+    result = upload(world, items)
+    assert [i["status"] for i in result["items"]] == ["accepted", "refused", "accepted", "refused"]
+    assert "is in the future" in result["items"][1]["problems"][0]["reason"]
+    assert result["items"][3]["problems"][0]["path"] == "department"
+
+
 def test_the_arrival_allows_a_small_clock_skew(world: World) -> None:
     """A hospital clock a little ahead is not refused; the window is MAX_CLOCK_SKEW (5 min)."""
     ahead = world.item(1, issued_at=_soon(4))
@@ -357,6 +375,35 @@ def test_a_refusal_shows_a_malformed_identity_safely(world: World) -> None:
     assert "\\udcff" in result["items"][1]["reference"]
     assert len(result["items"][2]["reference"]) < 80
     assert result["items"][2]["problems"][0]["path"] == "bill_number"
+
+
+def test_values_at_the_edges_are_stored_and_read_back_as_signed(world: World) -> None:
+    """The largest amount and quantity and the extreme UTC offsets: accepted, stored, read back
+    equal to what was parsed, printed, and each line proven."""
+    from api.invoice_store import load_invoice
+    from verifier.invoice import MAX_FEN, MAX_QUANTITY_MILLI, parse_invoice
+
+    item = world.item(1)
+    invoice = item["invoice"]
+    price = MAX_FEN // (MAX_QUANTITY_MILLI // 1000)
+    invoice["lines"][0].update(unit_price=price, quantity_milli=MAX_QUANTITY_MILLI, amount=MAX_FEN)
+    invoice["lines"] = invoice["lines"][:1] + [
+        {**invoice["lines"][1], "unit_price": 0, "amount": 0, "time": when}
+        for when in ("2025-03-01T15:00:00+14:00", "2025-02-28T11:00:00-14:00")
+    ]
+    invoice.update(total=MAX_FEN, insurance_paid=MAX_FEN - 1, patient_paid=1)
+    invoice["issued_at"] = "2025-03-01T07:45:00+05:45"
+    result = upload(world, [signed_as_sent(world, item)])
+    assert result["items"][0]["status"] == "accepted", result
+    world.services.anchoring.run_once(force=True)
+    key = result["items"][0]["invoice_id"]
+    with world.services.sessions() as db:
+        row = db.get(models.Invoice, bytes.fromhex(key[2:]))
+        assert row is not None
+        assert load_invoice(db, row) == parse_invoice(invoice)
+    assert world.read(f"/api/v1/invoices/{key}/print.png").status_code == 200
+    for line_no in (1, 2, 3):
+        assert world.read(f"/api/v1/invoices/{key}/lines/{line_no}/proof").status_code == 200
 
 
 # -- CSV ----------------------------------------------------------------------------------------
