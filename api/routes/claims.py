@@ -251,7 +251,8 @@ def review(
     services: ServicesDep, reviewer: ReviewerDep, claim_id: str, decision: ReviewDecision
 ) -> ClaimPublic:
     """Approve (then settled with the next batch) or reject with a reason (the payer's lock on
-    chain is released)."""
+    chain is released, the citizen's yearly totals given back). One decision wins: any other
+    is 409 ``already_decided`` naming the decision, who made it and when."""
     if not decision.approve and not decision.reason:
         raise ApiError(422, "reason_required", "a rejection needs a reason")
     with services.sessions() as db:

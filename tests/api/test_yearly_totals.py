@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from api import claim_totals
 from api.db import models
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest
@@ -94,6 +93,8 @@ def test_a_claim_the_ledger_refuses_gives_back_what_it_took(demo: Demo) -> None:
 
 
 def test_two_writers_of_the_same_totals_cannot_both_write(demo: Demo) -> None:
+    from api import claim_totals
+
     claim = demo.claim(BIG_INPATIENT).json()
     citizen_id = _citizen_id(demo, claim["claim_id"])
     key = (citizen_id, "basic", 2025)

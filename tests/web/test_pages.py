@@ -201,21 +201,29 @@ def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
     from sqlalchemy import select
 
     from api.db import models
+    from tests.api.flagged import upload_copy
 
     index = 16  # an inpatient invoice of another citizen
-    text = site.qr_text(index)
-    for _ in range(25):  # verified unusually often: the claim is flagged for review
-        site.services.verification.verify(text)
+    inv = DATASET.invoices[index]
+    with site.services.sessions() as db:
+        issued = db.scalar(
+            select(models.Invoice.issued_at).where(
+                models.Invoice.bill_code == inv.bill_code,
+                models.Invoice.bill_number == inv.bill_number,
+            )
+        )
+    assert issued is not None
+    # A copy (dated as the demo data was moved) billing a code in no catalogue: the audit
+    # blocks it, the claim waits for review.
+    days = (issued - inv.issued_at).days
+    reference = upload_copy(site.services, DATASET, index, "0099000016", flagged=True, days=days)
     citizen_hash = site.services.ingest.personal.id_number_hash(DATASET.citizen_of(index).id_number)
     with site.services.sessions() as db:
         citizen = db.scalar(
             select(models.Citizen).where(models.Citizen.id_number_hash == citizen_hash)
         )
     assert citizen is not None
-    inv = DATASET.invoices[index]
-    claim = site.services.claims.submit(
-        citizen, f"{inv.bill_code}-{inv.bill_number}", "basic", "app"
-    )
+    claim = site.services.claims.submit(citizen, reference, "basic", "app")
     assert claim.state == "in_review"
     page.goto(f"{site.url}/web/review.html")
     page.fill("#token", "wrong")
@@ -224,7 +232,7 @@ def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
     page.fill("#token", "dev-admin-token")
     page.click("#load")
     card = page.locator(f".review-card[data-claim='{claim.id}']")
-    expect(card).to_contain_text("查验 26 次")  # the audit hit, in Chinese by default
+    expect(card).to_contain_text("不在医保目录中")  # the audit hit, in Chinese by default
     page.screenshot(path=str(site.shots / "review-queue.png"), full_page=True)
     card.locator("button.reject").click()  # a rejection needs a reason: refused, explained
     expect(page.locator("#error")).to_be_visible()
