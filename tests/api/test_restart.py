@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +153,10 @@ def test_sigkill_then_restart_on_the_same_port_resumes_anchoring_and_settlement(
         assert len(workers) >= 3, "the pools never started: the test would show nothing"
         _kill_and_see_everything_go(first, port)
 
-        again = time.monotonic()
+        # At once, on the same port: a process that cannot bind it exits, and _serving fails.
         second = killing.start_service(service_env, tmp_path / "second.log")
         started.append(second)
         killing.wait_until(lambda: _serving(url, second, tmp_path / "second.log"), 60, "no restart")
-        assert time.monotonic() - again < 60
         with httpx.Client(base_url=url, timeout=60) as http:
             upload = http.post(
                 "/api/v1/invoices/batches", headers=hospital, json={"items": plan["later"]}
