@@ -81,7 +81,10 @@ class LoadRequirementsBroken(RuntimeError):
         self.figures = figures
 
 
-def run(clients: int = 16, every: int = 10, seed: int = 2025) -> dict[str, Any]:
+def run(clients: int = 16, every: int = 10, seed: int = 2025, timed: bool = True) -> dict[str, Any]:
+    """The load run; raises ``LoadRequirementsBroken`` when a requirement breaks. ``timed``
+    False leaves out the latency bound (the small run in ``make test``: speed is measured by
+    the benchmark, not by a test on a shared machine)."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         env = {
@@ -121,19 +124,20 @@ def run(clients: int = 16, every: int = 10, seed: int = 2025) -> dict[str, Any]:
         out.update(health.figures())
         out.update(memory.figures())
         out.update(_payments(settings, plan["dataset"]))
-        _require(out)
+        _require(out, timed)
         return out
 
 
-def _require(out: dict[str, Any]) -> None:
-    """The run fails loudly when what must hold does not (``LoadRequirementsBroken``)."""
+def _require(out: dict[str, Any], timed: bool = True) -> None:
+    """The run fails loudly when what must hold does not (``LoadRequirementsBroken``); the
+    /healthz latency bound only when ``timed``."""
     broken = {
         "server errors": out["load_5xx"],
         "attacks accepted": out["load_attacks_accepted"],
         "claims in review decided more than once": out["load_review_decided_twice"],
         "/healthz failures": out["load_healthz_failures"],
         f"/healthz p99 ms at or over {HEALTHZ_P99_MS:.0f}": 0
-        if out["load_healthz_ms_p99"] < HEALTHZ_P99_MS
+        if not timed or out["load_healthz_ms_p99"] < HEALTHZ_P99_MS
         else out["load_healthz_ms_p99"],
         f"service peak RSS MB at or over {PEAK_RSS_MB:.0f}": 0
         if 0 < out["load_service_peak_rss_mb"] < PEAK_RSS_MB
