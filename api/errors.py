@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from chain import errors as ledger_errors
 
@@ -39,6 +40,14 @@ _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
     ledger_errors.HospitalAlreadyRegistered: (409, "hospital_already_registered"),
     ledger_errors.LedgerUnavailable: (503, "ledger_unavailable"),
     ledger_errors.UnknownRevert: (502, "ledger_error"),
+}
+
+
+#: Codes of the framework's own refusals (an unknown path, a body that is not JSON at all...).
+_HTTP_CODES = {
+    400: "malformed_body",
+    404: "not_found",
+    405: "method_not_allowed",
 }
 
 
@@ -81,3 +90,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body("invalid_request", "the request is malformed", problems=problems), status_code=422
         )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        # The framework's own refusals in the house format too: a body FastAPI cannot parse
+        # (an integer of more digits than Python converts, say) is a 400 like any other.
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        return JSONResponse(_body(code, message), status_code=exc.status_code, headers=exc.headers)

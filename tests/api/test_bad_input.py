@@ -594,3 +594,27 @@ def test_an_id_number_with_a_trailing_newline_is_not_well_formed() -> None:
 
     good = "11010519491231002X"
     assert valid_id_number(good) and not valid_id_number(good + "\n")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # More digits than Python turns into an int (4,300): the framework cannot parse it.
+        ("/api/v1/verify", b'{"qr_text": "x", "amount_fen": ' + b"9" * 5000 + b"}"),
+        ("/api/v1/invoices/batches", b'{"items": [{"total": ' + b"9" * 5000 + b"}]}"),
+        ("/api/v1/verify", b'{"qr_text": '),  # cut short
+    ],
+    ids=["huge_integer_verify", "huge_integer_upload", "truncated"],
+)
+def test_a_body_the_framework_cannot_parse_is_refused_in_the_house_format(
+    world: World, path: str, body: bytes
+) -> None:
+    response = world.client.post(
+        path,
+        headers={"X-API-Key": world.hospital.api_key, "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code in (400, 422), response.text
+    error = response.json()["error"]
+    assert error["code"] in ("malformed_body", "invalid_request") and error["message"]
+    assert count(world, models.Invoice) == 0
