@@ -10,6 +10,7 @@ with a valid verdict; failed attempts are counted apart (``api.failed_verificati
 from __future__ import annotations
 
 import hmac
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -110,13 +111,26 @@ class ServiceFacts:
             return self._services.session.ledger.claim_state(invoice_id)
 
 
-def photo_reader(limits: ImageLimits | None = None) -> Callable[[bytes], list[str]]:
+def photo_reader(
+    limits: ImageLimits | None = None, at_once: int | None = None
+) -> Callable[[bytes], list[str]]:
     """Phone photos to QR texts: zxing-cpp first, pyzbar as fallback, over a ladder of
-    clean-ups (``verifier.decode``); a photo over ``limits`` is refused from its header."""
+    clean-ups (``verifier.decode``); a photo over ``limits`` is refused from its header.
+
+    At most ``at_once`` photos (default: one per core) are decoded at the same moment, the
+    others wait their turn: decoding is CPU-bound, so more at once gains nothing, while each
+    one holds up to the decoded-size limit in memory; the server's thread pool would otherwise
+    run forty."""
     from verifier.decode import PhotoDecoder
 
     decoder = PhotoDecoder(limits=limits)
-    return lambda data: list(decoder.decode_bytes(data).texts)
+    gate = threading.BoundedSemaphore(at_once or os.cpu_count() or 1)
+
+    def read(data: bytes) -> list[str]:
+        with gate:
+            return list(decoder.decode_bytes(data).texts)
+
+    return read
 
 
 def refuse_oversized_photo(data: bytes, limits: ImageLimits) -> None:
@@ -266,6 +280,10 @@ def _outcome(verdict: Verdict) -> str:
     return "valid" if verdict.valid else f"failed_{verdict.failed_step}"
 
 
+#: Fewest remembered clients at which a rate limiter sweeps out the full buckets.
+_SWEEP_MIN = 1024
+
+
 class RateLimiter:
     """A token bucket per client: ``per_minute`` requests, bursts up to ``burst``."""
 
@@ -277,6 +295,7 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._sweep_at = _SWEEP_MIN  # bucket count that triggers the next sweep
 
     def wait(self, client: str) -> float:
         """0 when a request of ``client`` may go ahead now, else the seconds to wait; takes
@@ -295,6 +314,26 @@ class RateLimiter:
             tokens = min(self._burst, tokens + (now - at) * self._rate)
             if tokens >= 1:
                 self._buckets[client] = (tokens - 1, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self._rate
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1 - tokens) / self._rate
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep(now)
+            return wait
+
+    def tracked(self) -> int:
+        """How many clients are remembered (those whose bucket is not full again)."""
+        with self._lock:
+            return len(self._buckets)
+
+    def _sweep(self, now: float) -> None:
+        """Forgets the buckets that have filled up again (the same as never seen), so that a
+        stream of new clients cannot grow memory without bound; the next sweep waits until
+        the count has doubled, so sweeping costs O(1) a request amortised."""
+        self._buckets = {
+            client: (tokens, at)
+            for client, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self._rate < self._burst
+        }
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(self._buckets))

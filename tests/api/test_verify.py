@@ -194,6 +194,27 @@ def test_typed_reference_and_pointer_codes(live: Live) -> None:
     assert refused["steps"][6]["details"]["fields"] == "amount_fen"
 
 
+def test_a_rate_limiter_forgets_clients_whose_bucket_filled_up_again() -> None:
+    """A stream of new clients (one request each, from ever new addresses) does not grow the
+    limiter without bound; a client still throttled is remembered through every sweep."""
+    from api.verification import RateLimiter
+
+    clock = [0.0]
+    limiter = RateLimiter(per_minute=60, burst=1, clock=lambda: clock[0])
+    assert limiter.allow("throttled") == 0
+    for n in range(50_000):
+        clock[0] += 0.001  # 50 s in all: the first buckets fill up again as the stream goes on
+        limiter.allow(f"10.0.{n // 256}.{n % 256}")
+    assert limiter.tracked() < 4_096  # without sweeping: 50,001
+    clock[0] = 100.0
+    assert limiter.allow("late") == 0
+    # Still throttled when swept: its bucket is remembered.
+    assert limiter.allow("late") > 0
+    for n in range(5_000):
+        limiter.allow(f"192.168.{n // 256}.{n % 256}")
+    assert limiter.allow("late") > 0
+
+
 def test_rate_limit_per_client(live: Live) -> None:
     from api.verification import RateLimiter
 
