@@ -21,6 +21,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -74,14 +75,30 @@ class WorkerPool:
         return self._pool is not None
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Runs ``fn(*args)`` in a worker. A pool broken by a worker's death (killed for its
+        memory, say) is replaced, so only the tasks it held fail with ``BrokenProcessPool``
+        and every later one runs again."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.size,
-                mp_context=_context(),
-                initializer=_start_worker,
-                initargs=(self._initializer, self._initargs),
-            )
-        return self._pool.submit(fn, *args)
+            self._pool = self._new_pool()
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.size,
+            mp_context=_context(),
+            initializer=_start_worker,
+            initargs=(self._initializer, self._initargs),
+        )
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none before the first task)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return sorted(processes)
 
     def close(self) -> None:
         if self._pool is not None:
