@@ -46,9 +46,44 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+#: The PostgreSQL advisory lock key that migrations hold (``zeroclaim`` as an integer).
+MIGRATION_LOCK = 0x7A65726F636C61
+
+
 def upgrade(engine: Engine) -> None:
-    """Brings the schema to the latest migration."""
-    command.upgrade(alembic_config(engine), "head")
+    """Brings the schema to the latest migration. Several processes starting at once on a
+    fresh database (``uvicorn --workers N``) take turns: the first migrates, the others then
+    find the schema at head and do nothing."""
+    with _migration_lock(engine):
+        command.upgrade(alembic_config(engine), "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Held while migrating: a PostgreSQL session-level advisory lock, or on SQLite an
+    exclusive ``flock`` on a file beside the database (none for an in-memory database)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class UnitOfWork:
