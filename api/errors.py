@@ -43,6 +43,11 @@ _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
 }
 
 
+def too_many_requests(code: str, message: str, wait: float) -> ApiError:
+    """A 429 refusal: the client may try again in ``wait`` seconds (sent as ``Retry-After``)."""
+    return ApiError(429, code, message, retry_after_seconds=round(wait, 1))
+
+
 #: Codes of the framework's own refusals (an unknown path, a body that is not JSON at all...).
 _HTTP_CODES = {
     400: "malformed_body",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from api import citizens
 from api.db import models
 from api.deps import ServicesDep, bearer_token
-from api.errors import ApiError
+from api.errors import ApiError, too_many_requests
 
 router = APIRouter(prefix="/citizens", tags=["citizens"])
 
@@ -49,9 +49,7 @@ def sign_in(services: ServicesDep, request: Request, body: SignInRequest) -> Ses
     try:
         session = citizens.sign_in(services, body.id_number, body.password, client)
     except citizens.SignInThrottled as exc:
-        raise ApiError(
-            429, "sign_in_rate_limited", str(exc), retry_after_seconds=round(exc.wait, 1)
-        ) from None
+        raise too_many_requests("sign_in_rate_limited", str(exc), exc.wait) from None
     except citizens.SignInRefused as exc:
         raise ApiError(401, "sign_in_refused", str(exc)) from None
     citizen = citizens.citizen_for_token(services, session.token)

@@ -14,7 +14,7 @@ from api import claims_flow
 from api.claims_flow import ClaimRefused, readable
 from api.db import models
 from api.deps import ServicesDep, StaffDep, staff_with
-from api.errors import ApiError
+from api.errors import ApiError, too_many_requests
 from api.failed_verifications import VerificationRefused
 from api.invoice_store import load_invoice
 from api.routes.citizens import CitizenDep
@@ -122,9 +122,7 @@ def _submit(
         if asker is not None:
             failures.admit(asker)
     except VerificationRefused as exc:
-        raise ApiError(
-            429, exc.code, str(exc), retry_after_seconds=round(exc.retry_after, 1)
-        ) from None
+        raise too_many_requests(exc.code, str(exc), exc.retry_after) from None
     try:
         claim = services.claims.submit(citizen, source, payer, channel)
     except ClaimRefused as exc:
@@ -176,12 +174,7 @@ async def claim_by_photo(
     ):
         wait = limiter.allow(key)
         if wait > 0:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many {what}: retry in {wait:.0f} s",
-                retry_after_seconds=round(wait, 1),
-            )
+            raise too_many_requests("rate_limited", f"too many {what}: retry in {wait:.0f} s", wait)
     data = await request.body()
     if not data:
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ServicesDep
-from api.errors import ApiError
+from api.deps import ServicesDep, bearer_token
+from api.errors import ApiError, too_many_requests
 from api.failed_verifications import VerificationRefused
 from api.services import Services
 from api.staff import staff_for_token
@@ -57,19 +57,19 @@ def _client(request: Request) -> str:
 def _limit(services: ServicesDep, request: Request) -> None:
     wait = services.rate_limiter.allow(_client(request))
     if wait > 0:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many verifications: retry in {wait:.0f} s",
-            retry_after_seconds=round(wait, 1),
+        raise too_many_requests(
+            "rate_limited", f"too many verifications: retry in {wait:.0f} s", wait
         )
 
 
 def _is_staff(services: Services, authorization: str | None) -> bool:
     """Whether a staff token came with the verification (staff's are not counted). Anyone may
     verify: a missing or unknown token is an anonymous verification, not an error."""
-    token = (authorization or "").removeprefix("Bearer ").strip()
-    return bool(token) and staff_for_token(services, token) is not None
+    try:
+        token = bearer_token(authorization)
+    except ApiError:  # not a bearer token (a bare one included): anonymous
+        return False
+    return token is not None and staff_for_token(services, token) is not None
 
 
 def _verified(
@@ -78,9 +78,7 @@ def _verified(
     try:
         return _public(*services.verification.verify(source, asker=client, staff=staff))
     except VerificationRefused as exc:
-        raise ApiError(
-            429, exc.code, str(exc), retry_after_seconds=round(exc.retry_after, 1)
-        ) from None
+        raise too_many_requests(exc.code, str(exc), exc.retry_after) from None
 
 
 def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
