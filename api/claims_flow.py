@@ -630,10 +630,14 @@ class ClaimService:
                 for c in db.scalars(select(models.Claim).where(models.Claim.id.in_(amounts)))
             }
             unpaid = unpaid_of(db, on_chain)
+            wanted = {c.citizen_id for c in stored.values()}
+            citizens = {
+                c.id: c
+                for c in db.scalars(select(models.Citizen).where(models.Citizen.id.in_(wanted)))
+            }
             stale: list[tuple[models.Claim, Pending]] = []
             for claim in stored.values():
-                citizen = db.get(models.Citizen, claim.citizen_id)
-                assert citizen is not None
+                citizen = citizens[claim.citizen_id]
                 p = Pending(
                     0,
                     citizen.id,
