@@ -16,8 +16,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.adapters.metrics import request_middleware
+from api.adapters.sequencer_lock import SequencerLock
+from api.bootstrap import Services, open_services
 from api.limits import BodyLimit
-from api.observability import request_middleware
 from api.routes import (
     admin,
     checkpoints,
@@ -30,8 +32,6 @@ from api.routes import (
     trust,
     verify,
 )
-from api.sequencer_lock import SequencerLock
-from api.services import Services, open_services
 from api.settings import Settings
 
 log = logging.getLogger("zeroclaim")

@@ -27,10 +27,10 @@ from api.settings import Settings
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from api.adapters.metrics import configure_logging
     from api.app import create_app
-    from api.demo import seed_demo
-    from api.observability import configure_logging
-    from api.services import open_services
+    from api.bootstrap import open_services
+    from api.demo.seed import seed_demo
 
     configure_logging()
     services = open_services(settings)
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from api.services import open_services
+    from api.bootstrap import open_services
 
     services = open_services(settings)
     try:
@@ -127,7 +127,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 def _sign(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
-    from api.hospital_client import read_batch_file, sign_item
+    from api.adapters.hospital_files import read_batch_file, sign_item
     from verifier.canonical import Domain
 
     items = read_batch_file(Path(args.batch).read_text(), args.batch)
@@ -148,7 +148,7 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
-    from api.invoice_store import BillReference, invoice_key
+    from api.read.invoices import BillReference, invoice_key
     from chain.ledger import void_typed_data
     from verifier.canonical import invoice_id
 
@@ -192,7 +192,7 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
 def _upload(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
-    from api.hospital_client import HospitalClient, read_batch_file
+    from api.adapters.hospital_files import HospitalClient, read_batch_file
 
     items = read_batch_file(Path(args.batch).read_text(), args.batch)
     client = HospitalClient(args.url, args.api_key or os.environ["ZEROCLAIM_API_KEY"])
@@ -226,7 +226,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     source_path = Path(args.source)
     is_image = source_path.suffix.lower() in (".png", ".jpg", ".jpeg") and source_path.exists()
     if args.offline:
-        from api.verification import photo_reader
+        from api.flows.verify import photo_reader
         from verifier.pipeline import verify
         from verifier.trust_list import TrustListError, load_trust_list
 
@@ -270,7 +270,8 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from api import demo, demo_data
+    from api.demo import data as demo_data
+    from api.demo import seed as demo
 
     dataset = demo_data.generate(args.seed, args.preset)
     summary = demo.write_dataset(dataset, Path(args.out))

@@ -9,10 +9,10 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 
+from api.bootstrap import Services
 from api.db import models
 from api.errors import ApiError
-from api.services import Services
-from api.staff import Role, Staff, staff_for_token
+from api.identity.staff import Role, Staff, staff_for_token
 
 
 def get_services(request: Request) -> Services:
@@ -26,7 +26,7 @@ def authenticated_hospital(
     services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None
 ) -> str:
     """The hospital whose API key is in the ``X-API-Key`` header."""
-    from api.hospitals import hospital_for_api_key
+    from api.identity.hospitals import hospital_for_api_key
 
     if not x_api_key:
         raise ApiError(401, "api_key_missing", "send the hospital's API key in X-API-Key")
@@ -111,8 +111,8 @@ def invoice_reader(
 ) -> Reader:
     """Whoever the headers name (401 when they name nobody): invoices are read by their
     hospital, staff and their patient; to anyone else they do not exist (404)."""
-    from api.citizens import citizen_for_token
-    from api.hospitals import hospital_for_api_key
+    from api.identity.citizens import citizen_for_token
+    from api.identity.hospitals import hospital_for_api_key
 
     hospital = hospital_for_api_key(services, x_api_key) if x_api_key else None
     token = bearer_token(authorization)

@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api import demo_data
-from api.citizens import AlreadyEnrolled, enrol
-from api.claims_flow import ClaimRefused, ClaimRequest
+from api.bootstrap import open_services
 from api.db import models
-from api.demo import batch_items, register_demo_hospitals
-from api.services import open_services
+from api.demo import data as demo_data
+from api.demo.seed import batch_items, register_demo_hospitals
+from api.flows.claim import ClaimRefused, ClaimRequest
+from api.identity.citizens import AlreadyEnrolled, enrol
 from api.settings import Settings
 
 CLOCK = datetime(2025, 12, 31, 12, tzinfo=UTC)

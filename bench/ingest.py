@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api import demo_data
-from api.demo import batch_items, register_demo_hospitals
-from api.services import open_services
+from api.bootstrap import open_services
+from api.demo import data as demo_data
+from api.demo.seed import batch_items, register_demo_hospitals
 from api.settings import Settings
 
 BATCH = 1000

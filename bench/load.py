@@ -45,19 +45,19 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from api import demo_data
+from api.bootstrap import open_services
 from api.db import models
-from api.demo import (
+from api.demo import data as demo_data
+from api.demo.seed import (
     DEMO_CITIZEN_PASSWORD,
     batch_items,
     enrol_demo_citizens,
     register_demo_hospitals,
     shifted,
 )
-from api.invoice_store import payload_of, rows_by_id
-from api.services import open_services
+from api.identity.staff import issue_token
+from api.read.invoices import payload_of, rows_by_id
 from api.settings import Settings
-from api.staff import issue_token
 from verifier.canonical import invoice_id
 from verifier.qr import encode_payload
 

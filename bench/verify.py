@@ -19,9 +19,9 @@ from typing import Any
 from eth_account import Account
 from PIL import Image, ImageFilter
 
-from api.hospital_client import sign_item
-from api.hospitals import register_hospital
-from api.services import Services, open_services
+from api.adapters.hospital_files import sign_item
+from api.bootstrap import Services, open_services
+from api.identity.hospitals import register_hospital
 from api.settings import DEV_PASSWORD, Settings
 from chain.keys import KeyStore
 from chain.model import HospitalLevel

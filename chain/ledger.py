@@ -400,7 +400,7 @@ class Ledger:
 
     def sign_record(self, hospital_key: LocalAccount, record_hash: bytes) -> bytes:
         """Signs an invoice record hash with a hospital key (in tests and benchmarks; a real
-        hospital signs at its office, see ``api.hospital_client``)."""
+        hospital signs at its office, see ``api.adapters.hospital_files``)."""
         signed = Account.unsafe_sign_hash(self.record_digest(record_hash), hospital_key.key)
         return bytes(signed.signature)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from api import demo_data
 from api.app import create_app
-from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.services import open_services
+from api.bootstrap import open_services
+from api.demo import data as demo_data
+from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
 from api.settings import Settings
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

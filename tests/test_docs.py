@@ -8,7 +8,7 @@ import re
 
 from eth_account import Account
 
-from api.hospital_client import read_csv_batch, write_csv_batch
+from api.adapters.hospital_files import read_csv_batch, write_csv_batch
 from tests.conftest import ROOT
 from verifier.canonical import (
     Domain,

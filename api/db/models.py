@@ -3,7 +3,7 @@
 The database is not the source of truth for what was anchored or paid: the chain is, and the
 auditor's reconciliation recomputes the log from these rows and compares it with the chain.
 Personal data: ``patient_id_hash`` is an HMAC of the ID number, ``patient_name_enc`` and
-``patient_salt_enc`` are AES-GCM ciphertexts (see ``api.crypto``).
+``patient_salt_enc`` are AES-GCM ciphertexts (see ``api.adapters.personal_data``).
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ class PayerAccumulator(Base):
     payer: Mapped[str] = mapped_column(String(32), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     pools: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Bumped by every write, which is conditional on the version read (api/claim_totals.py):
+    # Bumped by every write, which is conditional on the version read (api/flows/totals.py):
     # two workers never lose each other's update.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

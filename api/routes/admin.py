@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import AdminDep, ServicesDep
 from api.errors import ApiError
-from api.hospitals import (
+from api.identity.hospitals import (
     KeyChange,
     UnknownHospital,
     register_hospital,
@@ -22,7 +22,7 @@ from api.hospitals import (
     rotate_api_key,
     rotate_signing_key,
 )
-from api.staff import issue_token, log_change, revoke_token
+from api.identity.staff import issue_token, log_change, revoke_token
 from chain.model import HospitalLevel
 
 router = APIRouter(prefix="/admin", tags=["admin"])

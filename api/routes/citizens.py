@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api import citizens
 from api.db import models
 from api.deps import ServicesDep, bearer_token
 from api.errors import ApiError, too_many_requests
+from api.identity import citizens
 
 router = APIRouter(prefix="/citizens", tags=["citizens"])
 

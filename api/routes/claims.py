@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import select
 
-from api import claims_flow
-from api.claims_flow import ClaimRefused, readable
+from api.bootstrap import Services
 from api.db import models
 from api.deps import ServicesDep, StaffDep, staff_with
 from api.errors import ApiError, too_many_requests
-from api.failed_verifications import VerificationRefused
-from api.invoice_store import load_invoice
+from api.flows import claim as claims_flow
+from api.flows.claim import ClaimRefused, readable
+from api.flows.verify_failures import VerificationRefused
+from api.identity.staff import Staff
+from api.read.invoices import load_invoice
 from api.routes.citizens import CitizenDep
-from api.services import Services
-from api.staff import Staff
 from chain.errors import LedgerError
 
 router = APIRouter(tags=["claims"])
@@ -165,7 +165,7 @@ async def claim_by_photo(
     many pixels is refused with 413 before it is decoded."""
     from starlette.concurrency import run_in_threadpool
 
-    from api.verification import refuse_oversized_photo
+    from api.flows.verify import refuse_oversized_photo
 
     client = request.client.host if request.client else "unknown"
     for limiter, key, what in (
@@ -439,7 +439,7 @@ def office_claims_batch(
 @router.get("/audit/reconciliation")
 def reconciliation(services: ServicesDep, auditor: AuditorDep) -> dict[str, Any]:
     """The database recomputed against the chain: every checkpoint root, every payment."""
-    from api.reconcile import reconcile
+    from api.read.reconciliation import reconcile
 
     return reconcile(services).as_json()
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from api.adapters.metrics import metrics_text, readiness
 from api.deps import ServicesDep
-from api.observability import metrics_text, readiness
 
 router = APIRouter(tags=["health"])
 
@@ -60,5 +60,5 @@ def readyz(services: ServicesDep, request: Request) -> Any:
 
 @router.get("/metrics", response_class=Response)
 def metrics(services: ServicesDep) -> Response:
-    """Prometheus text exposition (see api/observability.py for the names)."""
+    """Prometheus text exposition (see api/adapters/metrics.py for the names)."""
     return Response(metrics_text(services), media_type="text/plain; version=0.0.4")

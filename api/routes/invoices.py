@@ -9,19 +9,19 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from api.bootstrap import Services
 from api.db import models
 from api.deps import HospitalDep, Reader, ReaderDep, ServicesDep
 from api.errors import ApiError
-from api.ingest import receipt_of
-from api.invoice_store import (
+from api.flows.upload import receipt_of
+from api.identity.staff import record
+from api.read.invoices import (
     BillReference,
     InvoiceKeyAmbiguous,
     invoice_key,
     own_invoice,
     rows_by_bill,
 )
-from api.services import Services
-from api.staff import record
 from chain.model import InvoiceLeaf
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
@@ -311,7 +311,7 @@ async def upload_csv_batch(
     """The same as ``/batches`` for a CSV batch (docs/invoice-format.md): one row per line."""
     from starlette.concurrency import run_in_threadpool
 
-    from api.hospital_client import read_csv_batch
+    from api.adapters.hospital_files import read_csv_batch
 
     # Invalid UTF-8 is kept as lone surrogates, which validation refuses in the field that
     # holds them: the other invoices of the file are still read.

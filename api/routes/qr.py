@@ -9,11 +9,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api import printing
+from api.adapters import printing
 from api.db import models
 from api.deps import HospitalDep, Reader, ReaderDep, ServicesDep
 from api.errors import ApiError
-from api.invoice_store import load_invoice, payload_of
+from api.read.invoices import load_invoice, payload_of
 from api.routes.invoices import find_invoice
 from verifier.qr import encode_payload, qr_png, qr_svg
 
@@ -127,7 +127,7 @@ def line_proof(
     """Proof that detail line ``line_no`` (from 1) belongs to the anchored invoice, checkable
     with ``verifier.line_proof.verify_line_proof`` and the checkpoint root on chain. Lines are
     medical detail: only the issuing hospital may fetch them here."""
-    from api.invoice_store import load_invoice, payload_of
+    from api.read.invoices import load_invoice, payload_of
     from verifier.canonical import detail_entries
     from verifier.line_proof import LineProof
 

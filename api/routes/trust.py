@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from api.bootstrap import Services
 from api.db import models
 from api.deps import ServicesDep
-from api.services import Services
 from chain.model import HospitalKey
 from verifier.trust_list import TrustedHospital, build_trust_list, sign_trust_list
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 from pydantic import BaseModel, Field, model_validator
 
+from api.bootstrap import Services
 from api.deps import ServicesDep, bearer_token
 from api.errors import ApiError, too_many_requests
-from api.failed_verifications import VerificationRefused
-from api.services import Services
-from api.staff import staff_for_token
+from api.flows.verify_failures import VerificationRefused
+from api.identity.staff import staff_for_token
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
@@ -139,7 +139,7 @@ async def verify_image(
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
     from starlette.concurrency import run_in_threadpool
 
-    from api.verification import refuse_oversized_photo
+    from api.flows.verify import refuse_oversized_photo
 
     refuse_oversized_photo(data, services.settings.image_limits())  # 413 from the header
     staff = await run_in_threadpool(_is_staff, services, authorization)

@@ -16,10 +16,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from api.adapters.hospital_files import sign_item
 from api.app import create_app
-from api.hospital_client import sign_item
-from api.hospitals import register_hospital
-from api.services import Services, open_services
+from api.bootstrap import Services, open_services
+from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.conftest import fresh_database

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from api import demo_data
-from api.demo import batch_items
-from api.services import Services
+from api.bootstrap import Services
+from api.demo import data as demo_data
+from api.demo.seed import batch_items
 
 UNKNOWN_CODE = "ZZ9999999999"  # in no catalogue: the audit's unknown_code (a block)
 

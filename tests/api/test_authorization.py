@@ -14,8 +14,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import DatabaseError
 
 from api.db import models
-from api.demo import API_KEYS_FILE, DEMO_CITIZEN_PASSWORD
-from api.staff import issue_token, log_change
+from api.demo.seed import API_KEYS_FILE, DEMO_CITIZEN_PASSWORD
+from api.identity.staff import issue_token, log_change
 from tests.api.conftest import World
 from tests.api.test_claims import BIG_INPATIENT, DATASET, Demo, demo_world
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from api.citizens import enrol
+from api.adapters.hospital_files import write_csv_batch
 from api.db import models
-from api.hospital_client import write_csv_batch
+from api.identity.citizens import enrol
 from claims.errors import ClaimsError
 from tests.api.conftest import World, patient
 from verifier.canonical import SignedFields, sign_digest, signing_digest
@@ -341,7 +341,7 @@ def test_a_bad_item_is_refused_alone_and_the_good_are_stored(
 
 def test_worker_processes_check_the_same_ranges(world: World, monkeypatch: Any) -> None:
     """Large batches are validated in worker processes: the time of arrival goes with them."""
-    from api import ingest
+    from api.flows import upload as ingest
 
     monkeypatch.setattr(ingest, "PARALLEL_THRESHOLD", 2)
     monkeypatch.setattr(ingest, "CHUNK", 2)
@@ -380,7 +380,7 @@ def test_a_refusal_shows_a_malformed_identity_safely(world: World) -> None:
 def test_values_at_the_edges_are_stored_and_read_back_as_signed(world: World) -> None:
     """The largest amount and quantity and the extreme UTC offsets: accepted, stored, read back
     equal to what was parsed, printed, and each line proven."""
-    from api.invoice_store import load_invoice
+    from api.read.invoices import load_invoice
     from verifier.invoice import MAX_FEN, MAX_QUANTITY_MILLI, parse_invoice
 
     item = world.item(1)
@@ -590,7 +590,7 @@ def test_whole_string_checks_refuse_a_trailing_newline(check: Any, good: str) ->
 
 
 def test_an_id_number_with_a_trailing_newline_is_not_well_formed() -> None:
-    from api.demo_data import valid_id_number
+    from api.demo.data import valid_id_number
 
     good = "11010519491231002X"
     assert valid_id_number(good) and not valid_id_number(good + "\n")

@@ -13,9 +13,9 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from api import demo_data
-from api.citizens import enrol
-from api.hospital_client import sign_item
+from api.adapters.hospital_files import sign_item
+from api.demo import data as demo_data
+from api.identity.citizens import enrol
 from tests.api.conftest import HOSPITAL, OTHER_HOSPITAL, World
 from tests.api.test_claims import BIG_INPATIENT, DATASET
 from verifier.canonical import invoice_id, patient_commitment

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 
-from api.citizens import enrol
 from api.db import models
+from api.identity.citizens import enrol
 from tests.api.conftest import World, patient
 
 

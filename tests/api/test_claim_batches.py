@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from api import claims_flow
-from api.claims_flow import ClaimRefused, ClaimRequest
 from api.db import models
+from api.flows import claim as claims_flow
+from api.flows.claim import ClaimRefused, ClaimRequest
 from tests.api.test_claims import BIG_INPATIENT, DATASET, OUTPATIENT, Demo, demo, demo_world
 
 __all__ = ["demo"]  # the fixture, shared with test_claims

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api import demo_data
 from api.app import create_app
-from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.invoice_store import payload_of
-from api.services import Services, open_services
+from api.bootstrap import Services, open_services
+from api.demo import data as demo_data
+from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
+from api.read.invoices import payload_of
 from api.settings import Settings
 from verifier.qr import encode_payload, qr_png
 

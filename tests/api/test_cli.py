@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.adapters.hospital_files import read_csv_batch, write_csv_batch
 from api.cli import main
-from api.hospital_client import read_csv_batch, write_csv_batch
 from tests.api.conftest import HOSPITAL, invoice_json, patient
 from tests.conftest import ROOT
 

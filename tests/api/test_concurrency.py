@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api import demo_data
+from api.bootstrap import open_services
 from api.db import models
-from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.services import open_services
+from api.demo import data as demo_data
+from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
 from api.settings import Settings
 from tests.conftest import ROOT, fresh_database
 from verifier.canonical import invoice_id

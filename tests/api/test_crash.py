@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from api.bootstrap import open_services
 from api.db import models
-from api.reconcile import reconcile
-from api.services import open_services
+from api.read.reconciliation import reconcile
 from api.settings import Settings
 from tests.api import killing
 
@@ -22,9 +22,9 @@ WORKER = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
     from eth_account import Account
-    from api.hospitals import register_hospital
-    from api.hospital_client import sign_item
-    from api.services import open_services
+    from api.identity.hospitals import register_hospital
+    from api.adapters.hospital_files import sign_item
+    from api.bootstrap import open_services
     from api.settings import Settings
     from chain.model import HospitalLevel
     from tests.api.conftest import HOSPITAL, invoice_json, patient

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from api.bootstrap import open_services
 from api.db import models
-from api.demo import seed_demo
-from api.reconcile import reconcile
-from api.services import open_services
+from api.demo.seed import seed_demo
+from api.read.reconciliation import reconcile
 from api.settings import Settings
 from tests.api import killing
 
@@ -25,9 +25,9 @@ WORKER = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
     from sqlalchemy import select
-    from api.claims_flow import ClaimRefused
+    from api.flows.claim import ClaimRefused
     from api.db import models
-    from api.services import open_services
+    from api.bootstrap import open_services
     from api.settings import Settings
 
     services = open_services(Settings(data_dir=Path(sys.argv[1]), anchor_interval_ms=0))

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.catalogue_data import CATALOGUE, ITEMS, ItemKind
-from api.demo_data import (
+from api.demo.catalogue import CATALOGUE, ITEMS, ItemKind
+from api.demo.data import (
     PRESETS,
     QUZHOU_TOTAL_FEN,
     DemoDataset,

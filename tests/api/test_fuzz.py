@@ -19,11 +19,11 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api import demo_data
 from api.app import create_app
-from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.hospitals import register_hospital
-from api.services import open_services
+from api.bootstrap import open_services
+from api.demo import data as demo_data
+from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
+from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api.conftest import World

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from api.bootstrap import open_services
 from api.db import models
-from api.hospitals import register_hospital
-from api.ingest import BatchResult, Refusal
-from api.services import open_services
+from api.flows.upload import BatchResult, Refusal
+from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain import errors
 from chain.model import HospitalLevel, InvoiceLeaf

@@ -331,7 +331,7 @@ def test_printable_invoice_for_the_issuing_hospital_only(world: World) -> None:
 
 
 def test_a_stored_invoice_reads_back_as_signed(world: World) -> None:
-    from api.invoice_store import load_invoice
+    from api.read.invoices import load_invoice
     from verifier.canonical import SignedFields
     from verifier.invoice import parse_invoice
 
@@ -387,7 +387,7 @@ def test_line_item_proof_verifies_with_the_verifier_alone(world: World) -> None:
 
 
 def test_csv_batch_upload(world: World) -> None:
-    from api.hospital_client import write_csv_batch
+    from api.adapters.hospital_files import write_csv_batch
 
     bad = world.item(2)
     bad["invoice"]["lines"][1]["amount"] = 999

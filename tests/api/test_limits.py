@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import func, select
 
+from api.adapters.metrics import VERIFICATIONS
 from api.db import models
-from api.observability import VERIFICATIONS
 from tests.api.conftest import World
 
 

@@ -27,11 +27,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from api.adapters.hospital_files import sign_item
 from api.app import create_app
-from api.citizens import enrol
 from api.db import models
-from api.hospital_client import sign_item
-from api.hospitals import register_hospital
+from api.identity.citizens import enrol
+from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api import killing

@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
+from api.adapters.metrics import JsonFormatter, readiness
+from api.adapters.sequencer_lock import SequencerLock
 from api.app import create_app
-from api.observability import JsonFormatter, readiness
-from api.sequencer_lock import SequencerLock
-from api.services import open_services
+from api.bootstrap import open_services
 from api.settings import Settings
 from tests.api import killing
 from tests.api.conftest import World, patient, tampered
@@ -107,7 +107,7 @@ HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from api.db.session import make_engine
-    from api.sequencer_lock import SequencerLock
+    from api.adapters.sequencer_lock import SequencerLock
     assert SequencerLock(make_engine(sys.argv[1]), Path(sys.argv[2])).try_acquire()
     print("held", flush=True)
     time.sleep(600)

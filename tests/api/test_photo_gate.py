@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import segno
 
-from api.verification import photo_reader
+from api.flows.verify import photo_reader
 from verifier.decode import PhotoDecoder
 
 

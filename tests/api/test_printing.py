@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from api import printing
-from api.printing import (
+from api.adapters import printing
+from api.adapters.printing import (
     PAGE_SIZE,
     FontNotFound,
     IdNumberInName,

@@ -19,11 +19,11 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
+from api.adapters.hospital_files import sign_item
+from api.bootstrap import open_services
 from api.db import models
-from api.demo import CITIZENS_FILE, seed_demo
-from api.hospital_client import sign_item
-from api.hospitals import register_hospital
-from api.services import open_services
+from api.demo.seed import CITIZENS_FILE, seed_demo
+from api.identity.hospitals import register_hospital
 from api.settings import DEV_ADMIN_TOKEN, Settings
 from chain.model import HospitalLevel
 from tests.api import killing
@@ -32,7 +32,7 @@ from tests.conftest import _free_port
 
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 PAYERS = ("basic", "critical", "assistance", "commercial")
-#: Past both pools' thresholds (api.ingest and api.claims_flow), so that both have started.
+#: Past both pools' thresholds (api.flows.upload and api.flows.claim), so that both have started.
 LARGE = 300
 OWN = "H33089900009"  # not one of the demo's hospitals
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from api.db import models
-from api.staff import issue_token
+from api.identity.staff import issue_token
 from tests.api.flagged import upload_copy
 from tests.api.test_claims import BIG_INPATIENT, DATASET, Demo, demo_world
 

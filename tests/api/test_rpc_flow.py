@@ -9,10 +9,10 @@ from pathlib import Path
 from eth_account import Account
 from fastapi.testclient import TestClient
 
+from api.adapters.hospital_files import sign_item
 from api.app import create_app
-from api.demo import seed_demo
-from api.hospital_client import sign_item
-from api.services import open_services
+from api.bootstrap import open_services
+from api.demo.seed import seed_demo
 from api.settings import Settings
 from tests.api.conftest import invoice_json, patient
 from tests.api.test_claims import BIG_INPATIENT, DATASET, Demo

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from api.adapters.sequencer_lock import SequencerLock
 from api.db.session import make_engine
-from api.sequencer_lock import SequencerLock
 from tests.api import killing
 from tests.conftest import ROOT, fresh_database
 
@@ -26,7 +26,7 @@ HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from api.db.session import make_engine
-    from api.sequencer_lock import SequencerLock
+    from api.adapters.sequencer_lock import SequencerLock
     lock = SequencerLock(make_engine(sys.argv[1]), Path(sys.argv[2]))
     assert lock.try_acquire()
     print("held", flush=True)
@@ -95,7 +95,7 @@ FORKS = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from api.db.session import make_engine
-    from api.sequencer_lock import SequencerLock
+    from api.adapters.sequencer_lock import SequencerLock
     lock = SequencerLock(make_engine(sys.argv[1]), Path(sys.argv[2]))
     assert lock.try_acquire()
     child = os.fork()  # as a worker pool forked after the lock was taken would

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
-from api.demo import seed_demo
-from api.services import open_services
+from api.bootstrap import open_services
+from api.demo.seed import seed_demo
 from api.settings import Settings
 from chain import merkle
 

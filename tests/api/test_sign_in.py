@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.citizens import enrol
-from api.services import Services, open_services
+from api.bootstrap import Services, open_services
+from api.identity.citizens import enrol
 from api.settings import Settings
 from tests.api.conftest import patient
 

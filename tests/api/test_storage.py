@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
-from api.crypto import PersonalData, PersonalDataError
+from api.adapters.personal_data import PersonalData, PersonalDataError
 from api.db import models
 from api.db.models import Base
 from tests.api.conftest import World, patient

@@ -14,10 +14,10 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 
+from api.adapters.hospital_files import sign_item
 from api.app import create_app
-from api.hospital_client import sign_item
-from api.hospitals import register_hospital
-from api.services import Services, open_services
+from api.bootstrap import Services, open_services
+from api.identity.hospitals import register_hospital
 from api.settings import DEV_PASSWORD, Settings
 from chain.keys import KeyStore
 from chain.model import HospitalLevel
@@ -197,7 +197,7 @@ def test_typed_reference_and_pointer_codes(live: Live) -> None:
 def test_a_rate_limiter_forgets_clients_whose_bucket_filled_up_again() -> None:
     """A stream of new clients (one request each, from ever new addresses) does not grow the
     limiter without bound; a client still throttled is remembered through every sweep."""
-    from api.verification import RateLimiter
+    from api.flows.verify import RateLimiter
 
     clock = [0.0]
     limiter = RateLimiter(per_minute=60, burst=1, clock=lambda: clock[0])
@@ -216,7 +216,7 @@ def test_a_rate_limiter_forgets_clients_whose_bucket_filled_up_again() -> None:
 
 
 def test_rate_limit_per_client(live: Live) -> None:
-    from api.verification import RateLimiter
+    from api.flows.verify import RateLimiter
 
     clock = [0.0]
     limiter = RateLimiter(per_minute=60, burst=2, clock=lambda: clock[0])

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from api.db import models
-from api.failed_verifications import FailedAttempts
+from api.flows.verify import RateLimiter
+from api.flows.verify_failures import FailedAttempts
 from api.settings import DEV_ADMIN_TOKEN
-from api.verification import RateLimiter
 from tests.api.conftest import World
 from tests.api.test_claims import DATASET, Demo, demo_world
 

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from api.workers import WorkerPool
+from api.adapters.workers import WorkerPool
 
 
 def test_a_pool_whose_worker_was_killed_is_replaced() -> None:

@@ -93,7 +93,7 @@ def test_a_claim_the_ledger_refuses_gives_back_what_it_took(demo: Demo) -> None:
 
 
 def test_two_writers_of_the_same_totals_cannot_both_write(demo: Demo) -> None:
-    from api import claim_totals
+    from api.flows import totals as claim_totals
 
     claim = demo.claim(BIG_INPATIENT).json()
     citizen_id = _citizen_id(demo, claim["claim_id"])

@@ -1,4 +1,4 @@
-"""The audit rules on the project's demo catalogue (api/catalogue_data.py) passed in as data.
+"""The audit rules on the project's demo catalogue (api/demo/catalogue.py) passed in as data.
 
 This is the mapping the api performs; here it proves that no catalogue item is flagged under
 its own name, nor under a trivially reformatted one, and that every item billed under its
@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from api.catalogue_data import ITEMS
+from api.demo.catalogue import ITEMS
 from claims import (
     Catalogue,
     CatalogueEntry,

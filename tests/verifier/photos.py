@@ -1,18 +1,19 @@
 """A deterministic set of phone photos of a printed invoice, for the QR decoder's tests and bench.
 
-The source is the last page of a real invoice rendered by ``api.printing.render_invoice`` (A4 at
-150 dpi, a QR code of about 4 px per module) carrying a real signed ``ZC1:`` payload of 303
-characters. Each photo is that page as a phone would see it: the camera's frame is a quadrilateral
-on the page (the whole page with the desk around it, or a close-up of the code with the printed
-receipt beside it), tilted and in perspective, resampled to the phone's resolution, then
-degraded by lighting, blur, sensor noise, a quarter turn and JPEG compression. The code always
-stays in the frame with its quiet zone, as when a citizen aims at it.
+The source is the last page of a real invoice rendered by
+``api.adapters.printing.render_invoice`` (A4 at 150 dpi, a QR code of about 4 px per module)
+carrying a real signed ``ZC1:`` payload of 303 characters. Each photo is that page as a phone
+would see it: the camera's frame is a quadrilateral on the page (the whole page with the desk
+around it, or a close-up of the code with the printed receipt beside it), tilted and in
+perspective, resampled to the phone's resolution, then degraded by lighting, blur, sensor
+noise, a quarter turn and JPEG compression. The code always stays in the frame with its quiet
+zone, as when a citizen aims at it.
 
-Every photo is one draw from ``random.Random(f"{seed}:{index}")``, so a photo does not depend on
-how many others are drawn. One photo in four is "severe": one or two of its degradations are
-drawn from a harsher range (a smaller or farther page, a stronger blur, noise, darker or brighter
-light, lower JPEG quality, a steeper perspective). The rest are "moderate": what a citizen's
-photo of an invoice on a desk looks like, which the decoder must read.
+Every photo is one draw from ``random.Random(f"{seed}:{index}")``, so a photo does not depend
+on how many others are drawn. One photo in four is "severe": one or two of its degradations are
+drawn from a harsher range (a smaller or farther page, a stronger blur, noise, darker or
+brighter light, lower JPEG quality, a steeper perspective). The rest are "moderate": what a
+citizen's photo of an invoice on a desk looks like, which the decoder must read.
 
 Pillow only (no numpy): noise is seeded random bytes, not ``Image.effect_noise``, which is slow
 and not seeded.
@@ -32,7 +33,7 @@ from typing import Any, Final, Literal
 
 from PIL import Image, ImageChops, ImageFilter
 
-from api.printing import Receipt, render_invoice
+from api.adapters.printing import Receipt, render_invoice
 from verifier.canonical import (
     Domain,
     SignedFields,

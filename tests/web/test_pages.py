@@ -15,11 +15,11 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from api import demo_data
 from api.app import create_app
-from api.demo import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.invoice_store import payload_of
-from api.services import Services, open_services
+from api.bootstrap import Services, open_services
+from api.demo import data as demo_data
+from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
+from api.read.invoices import payload_of
 from api.settings import Settings
 from verifier.canonical import invoice_id
 from verifier.qr import encode_payload, qr_png
@@ -167,8 +167,8 @@ def test_hospital_uploads_a_batch_and_sees_each_invoice_result(
 ) -> None:
     import json
 
-    from api.demo import API_KEYS_FILE
-    from api.hospital_client import sign_item
+    from api.adapters.hospital_files import sign_item
+    from api.demo.seed import API_KEYS_FILE
 
     hospital = DATASET.invoices[0].hospital
     api_key = json.loads((site.services.settings.data_dir / API_KEYS_FILE).read_text())[hospital]
@@ -286,7 +286,7 @@ def test_hospital_voids_an_invoice_after_confirming(
     from eth_account import Account
 
     from api.cli import main
-    from api.demo import API_KEYS_FILE
+    from api.demo.seed import API_KEYS_FILE
 
     index = 7  # an outpatient invoice nobody claims in these tests
     inv = DATASET.invoices[index]

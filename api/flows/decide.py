@@ -23,12 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 import claims
-from api import claim_totals
-from api.catalogue_data import CATALOGUE as DEMO_CATALOGUE
 from api.db import models
 from api.db.session import make_engine, session_factory
-from api.invoice_store import line_rows, rows_by_id
-from api.verification import VerificationService
+from api.demo.catalogue import CATALOGUE as DEMO_CATALOGUE
+from api.flows import totals as claim_totals
+from api.flows.verify import VerificationService
+from api.read.invoices import line_rows, rows_by_id
 from verifier.invoice import Invoice
 
 FIRST_PAYER = "basic"
@@ -82,7 +82,7 @@ class Decided:
 class Decisions:
     """A decision or a refusal per pending claim, by the claim's index in the batch, and the
     yearly totals that moved: ``totals[(citizen id, payer, year)] = (pools, version read)``,
-    the version ``None`` for totals not stored before (see ``api.claim_totals.store``)."""
+    the version ``None`` for totals not stored before (see ``api.flows.totals.store``)."""
 
     outcomes: list[tuple[int, Decided | ClaimRefused]] = field(default_factory=list)
     totals: dict[tuple[int, str, int], tuple[dict[str, Any], int | None]] = field(

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.bootstrap import Services
 from api.db import models
-from api.services import Services
 from chain import merkle
 from chain.model import InvoiceLeaf
 

@@ -27,7 +27,7 @@ from typing import Any
 
 #: The modules whose functions the pools run, imported once by the fork server, so that a new
 #: worker is ready in milliseconds rather than the second an interpreter takes to import them.
-PRELOAD = ["api.ingest", "api.claim_decisions"]
+PRELOAD = ["api.flows.upload", "api.flows.decide"]
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -23,12 +23,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.crypto import PersonalData
+from api.adapters.metrics import UPLOADED
+from api.adapters.personal_data import PersonalData
+from api.adapters.registry import RegistryCache
+from api.adapters.workers import WorkerPool
 from api.db import models
-from api.observability import UPLOADED
-from api.registry import RegistryCache
-from api.staff import record
-from api.workers import WorkerPool
+from api.identity.staff import record
 from verifier.canonical import (
     Domain,
     SignatureInvalid,

@@ -12,7 +12,7 @@ and with it the lock, is lost; on SQLite the lock file's modification time), and
 :meth:`SequencerLock.holder` tells any worker, on any host, who holds the lock and when it
 last beat (``/readyz`` is not ready when nobody holds it or its holder went silent). A child
 forked from the holder closes its copy of the lock file at once; pools of worker processes
-are never forked from the service (api/workers.py).
+are never forked from the service (api/adapters/workers.py).
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from api.bootstrap import Services
 from api.db import models
-from api.services import Services
+from api.flows.verify import RateLimiter
 from api.settings import Settings
-from api.verification import RateLimiter
 
 TOKEN_LIFETIME = timedelta(hours=12)
 TOKEN_PREFIX = "zcc_"

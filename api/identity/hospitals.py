@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from api.bootstrap import Services
 from api.db import models
-from api.services import Services
-from api.staff import record
+from api.identity.staff import record
 from chain.model import HospitalKey, HospitalLevel
 
 API_KEY_PREFIX = "zch_"

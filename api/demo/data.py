@@ -26,7 +26,7 @@ from coincurve import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from api.catalogue_data import (
+from api.demo.catalogue import (
     BY_NAME,
     CATALOGUE,
     DIAGNOSES,

@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.anchoring import AnchorService
-from api.crypto import PersonalData
+from api.adapters.personal_data import PersonalData
+from api.adapters.registry import RegistryCache
 from api.db.session import make_engine, session_factory, upgrade
-from api.ingest import IngestService
-from api.registry import RegistryCache
+from api.flows.anchor import AnchorService
+from api.flows.upload import IngestService
+from api.flows.verify import RateLimiter, VerificationService
 from api.settings import Settings
-from api.verification import RateLimiter, VerificationService
 
 if TYPE_CHECKING:
-    from api.citizens import SignInLimits
-    from api.claims_flow import ClaimService
+    from api.flows.claim import ClaimService
+    from api.identity.citizens import SignInLimits
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
@@ -101,10 +101,10 @@ def open_services(settings: Settings) -> Services:
     services.photo_claim_limiter = RateLimiter(
         settings.photo_claims_per_minute, settings.photo_claims_burst
     )
-    from api.citizens import SignInLimits
+    from api.identity.citizens import SignInLimits
 
     services.sign_in_limits = SignInLimits.from_settings(settings)
-    from api.claims_flow import ClaimService
+    from api.flows.claim import ClaimService
 
     services.claims = ClaimService(services)
     return services

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from api.db import models
 
 if TYPE_CHECKING:
-    from api.services import Services
+    from api.bootstrap import Services
 
 TOKEN_PREFIX = "zcs_"
 Role = Literal["admin", "payer", "auditor"]

@@ -1,5 +1,5 @@
 """Demo data for ``make run`` and ``zeroclaim demo generate``: the Quzhou-shaped synthetic
-dataset of ``api.demo_data`` pushed through the real upload path.
+dataset of ``api.demo.data`` pushed through the real upload path.
 
 Demo mode registers each demo hospital with its demo key and signs on its behalf; a real
 hospital keeps its own key and signs at its billing office (``zeroclaim hospital sign``).
@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from api import demo_data
-from api.hospitals import register_hospital
-from api.services import Services
+from api.bootstrap import Services
+from api.demo import data as demo_data
+from api.identity.hospitals import register_hospital
 
 KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 API_KEYS_FILE = "demo-api-keys.json"
@@ -27,7 +27,7 @@ DEMO_CITIZEN_PASSWORD = "zeroclaim-demo"
 
 def enrol_demo_citizens(services: Services, dataset: demo_data.DemoDataset) -> list[str]:
     """Enrols the dataset's citizens who have invoices; returns their (synthetic) ID numbers."""
-    from api.citizens import AlreadyEnrolled, enrol
+    from api.identity.citizens import AlreadyEnrolled, enrol
 
     patients = sorted({p.citizen for p in dataset.patients})
     enrolled = []

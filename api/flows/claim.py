@@ -27,8 +27,12 @@ from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from api import claim_totals
-from api.claim_decisions import (
+from api.adapters.metrics import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
+from api.adapters.workers import WorkerPool
+from api.bootstrap import Services
+from api.db import models
+from api.flows import totals as claim_totals
+from api.flows.decide import (
     FIRST_PAYER,
     ClaimRefused,
     Decided,
@@ -43,10 +47,10 @@ from api.claim_decisions import (
     start_worker,
     unpaid_of,
 )
-from api.claim_totals import TotalsConflict
-from api.db import models
-from api.failed_verifications import guessed_wrong
-from api.invoice_store import (
+from api.flows.totals import TotalsConflict
+from api.flows.verify import VerificationService
+from api.flows.verify_failures import guessed_wrong
+from api.read.invoices import (
     BillReference,
     InvoiceKeyAmbiguous,
     invoice_key,
@@ -54,10 +58,6 @@ from api.invoice_store import (
     payload_of,
     rows_by_id,
 )
-from api.observability import CLAIMS_SUBMITTED, SETTLEMENT_BATCH, SETTLEMENT_GAS
-from api.services import Services
-from api.verification import VerificationService
-from api.workers import WorkerPool
 from chain.errors import ContractRevert, InvoiceLocked, LedgerError, PaidAboveTotal
 from chain.model import InvoiceLeaf
 from chain.sequencer import SettlementRequest

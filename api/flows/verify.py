@@ -4,7 +4,7 @@ The registry step uses the cache replayed from chain events; the inclusion step 
 record and proof from the database and log but the checkpoint root from the chain, so a
 tampered database fails it; the status step reads the claim state from the chain. Every
 successful verification by others than staff is counted (查验次数), and the count is shown
-with a valid verdict; failed attempts are counted apart (``api.failed_verifications``).
+with a valid verdict; failed attempts are counted apart (``api.flows.verify_failures``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from api.adapters.metrics import VERIFICATIONS
 from api.db import models
-from api.observability import VERIFICATIONS
 from chain.model import ClaimState
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
 if TYPE_CHECKING:
-    from api.services import Services
+    from api.bootstrap import Services
     from verifier.decode import ImageLimits
 
 
@@ -159,7 +159,7 @@ class VerificationService:
         self._services = services
         self._facts = ServiceFacts(services)
         self._read_image = read_image or photo_reader(services.settings.image_limits())
-        from api.failed_verifications import FailedAttempts  # which uses this module's helpers
+        from api.flows.verify_failures import FailedAttempts  # which uses this module's helpers
 
         settings = services.settings
         self.failures = FailedAttempts(
@@ -178,7 +178,7 @@ class VerificationService:
         A valid verdict adds one to the count unless ``staff`` asked. A failed attempt (no bill
         found: an unknown bill or a wrong check code) is counted apart, against ``asker`` (a
         client's address, a citizen) and the bill; raises ``VerificationRefused`` when either
-        has used up its failed attempts (``api.failed_verifications``). Staff are neither
+        has used up its failed attempts (``api.flows.verify_failures``). Staff are neither
         counted nor limited."""
         services = self._services
         if not staff and asker is not None:

@@ -33,11 +33,11 @@ from sqlalchemy import func, select, text
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.adapters.sequencer_lock import SequencerLock
 from api.db import models
-from api.sequencer_lock import SequencerLock
 
 if TYPE_CHECKING:
-    from api.services import Services
+    from api.bootstrap import Services
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -1,0 +1,1 @@
+"""The service's ports to the outside: ledger, metrics, encryption, files, workers."""

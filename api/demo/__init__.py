@@ -1,0 +1,1 @@
+"""Demo data, the demo catalogue and seeding: development only."""

@@ -1,0 +1,1 @@
+"""The flow of an invoice and its claims, one module per step."""

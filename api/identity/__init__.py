@@ -1,0 +1,1 @@
+"""Who is asking: hospitals, citizens, staff tokens and the audit log."""
