@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.adapters.ledger import LedgerGateway
 from api.adapters.personal_data import PersonalData
 from api.adapters.registry import RegistryCache
 from api.db.session import make_engine, session_factory, upgrade
@@ -44,7 +45,8 @@ class Services:
     ingest: IngestService
     anchoring: AnchorService
     domain: Domain
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    ledger: LedgerGateway
+    lock: threading.RLock
     verification: VerificationService = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
     photo_claim_limiter: RateLimiter = field(init=False)  # per citizen
@@ -74,7 +76,8 @@ def open_services(settings: Settings) -> Services:
         interval_ms=settings.anchor_interval_ms,
         settle_batch_size=settings.settle_batch_size,
     )
-    registry = RegistryCache(session.ledger)
+    gateway = LedgerGateway(session, merkle_log, sequencer)
+    registry = RegistryCache(gateway)
     domain = Domain(session.backend.chain_id, session.ledger.address)
     personal = PersonalData(
         settings.hmac_key.get_secret_value().encode(),
@@ -95,6 +98,9 @@ def open_services(settings: Settings) -> Services:
         ingest,
         anchoring,
         domain,
+        gateway,
+        # Until every caller goes through the gateway, the old lock is the gateway's.
+        gateway._lock,
     )
     services.verification = VerificationService(services)
     services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chain.ledger import Ledger
+from api.adapters.ledger import LedgerGateway
 from chain.model import HospitalLevel, from_timestamp, hospital_code_str
 
 
@@ -41,7 +41,7 @@ class RegistryCache:
 
     _EVENTS = ("HospitalRegistered", "HospitalKeyRotated", "HospitalKeyRevoked")
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerGateway) -> None:
         self._ledger = ledger
         self._hospitals: dict[str, CachedHospital] = {}
         self._next_block = 0
@@ -50,7 +50,7 @@ class RegistryCache:
     def refresh(self) -> None:
         """Applies the registry events of blocks not seen yet."""
         with self._lock:
-            head = self._ledger.backend.block_number()
+            head = self._ledger.block_number()
             if head < self._next_block:
                 return
             events = [
