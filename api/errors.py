@@ -16,11 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api import refusals
 from chain import errors as ledger_errors
 
 
 class ApiError(Exception):
-    """Raised by routes and services for an answer other than success."""
+    """Raised by routes and their dependencies (the HTTP layer) for an answer other than
+    success; flows, reads and identity checks raise a ``refusals.Refused`` instead."""
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -29,6 +31,19 @@ class ApiError(Exception):
         self.message = message
         self.details = details
 
+
+#: The table: each kind of domain refusal, and the ledger's errors, to an HTTP status. The
+#: refusal's own ``code`` is kept; a ledger error gets the code named here.
+_REFUSAL_STATUS: dict[type[refusals.Refused], int] = {
+    refusals.NotFound: 404,
+    refusals.Conflict: 409,
+    refusals.Invalid: 422,
+    refusals.TooLarge: 413,
+    refusals.Unauthenticated: 401,
+    refusals.Forbidden: 403,
+    refusals.TooMany: 429,
+    refusals.Unavailable: 503,
+}
 
 _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
     ledger_errors.InvoiceVoided: (409, "invoice_voided"),
@@ -41,6 +56,19 @@ _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {
     ledger_errors.LedgerUnavailable: (503, "ledger_unavailable"),
     ledger_errors.UnknownRevert: (502, "ledger_error"),
 }
+
+
+def status_of(refusal: refusals.Refused) -> int:
+    """The HTTP status of a domain refusal, by the most specific kind it is."""
+    for cls in type(refusal).__mro__:
+        if cls in _REFUSAL_STATUS:
+            return _REFUSAL_STATUS[cls]
+    raise TypeError(f"{type(refusal).__name__} is not in the refusal table")
+
+
+def as_api_error(refusal: refusals.Refused) -> ApiError:
+    """The refusal as the HTTP layer answers it (for a batch that reports refusals inline)."""
+    return ApiError(status_of(refusal), refusal.code, refusal.message, **refusal.details)
 
 
 def too_many_requests(code: str, message: str, wait: float) -> ApiError:
@@ -72,6 +100,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body(exc.code, exc.message, **exc.details), status_code=exc.status, headers=headers
         )
+
+    @app.exception_handler(refusals.Refused)
+    async def _refused(request: Request, exc: refusals.Refused) -> JSONResponse:
+        return await _api_error(request, as_api_error(exc))
 
     @app.exception_handler(ledger_errors.LedgerError)
     async def _ledger_error(_: Request, exc: ledger_errors.LedgerError) -> JSONResponse:
