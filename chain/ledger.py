@@ -25,11 +25,11 @@ from chain.errors import LedgerConfigError, TransactionFailed
 from chain.model import (
     ZERO_ADDRESS,
     Checkpoint,
-    ClaimState,
     Hospital,
     HospitalKey,
     HospitalLevel,
     InvoiceLeaf,
+    InvoiceLedgerState,
     Role,
     Settlement,
     from_timestamp,
@@ -301,7 +301,7 @@ class Ledger:
 
     # -- claims -------------------------------------------------------------------------------
 
-    def claim_state(self, invoice_id: bytes) -> ClaimState:
+    def claim_state(self, invoice_id: bytes) -> InvoiceLedgerState:
         """The claim state of an invoice, read from the contract's storage (one word: the
         state is packed in one slot; a second read only when a payer holds a lock), which
         costs microseconds where the view call costs milliseconds on py-evm."""
@@ -316,12 +316,12 @@ class Ledger:
                 self.address, self._mapping_slot("_payerAccounts", payer_number.to_bytes(32, "big"))
             )
             locked_by = to_checksum_address(account.to_bytes(32, "big")[12:])
-        return ClaimState(invoice_id, voided, locked_by, paid, tag)
+        return InvoiceLedgerState(invoice_id, voided, locked_by, paid, tag)
 
-    def claim_state_by_call(self, invoice_id: bytes) -> ClaimState:
+    def claim_state_by_call(self, invoice_id: bytes) -> InvoiceLedgerState:
         """The same through the contract's ``claimOf`` view (what the storage read must equal)."""
         voided, locked_by, paid, tag = self.read("claimOf", invoice_id)
-        return ClaimState(
+        return InvoiceLedgerState(
             invoice_id, voided, None if locked_by == ZERO_ADDRESS else locked_by, paid, bytes(tag)
         )
 

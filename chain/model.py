@@ -154,7 +154,7 @@ class Settlement:
 
 
 @dataclass(frozen=True)
-class ClaimState:
+class InvoiceLedgerState:
     """What the ledger knows of an invoice's reimbursement."""
 
     invoice_id: bytes

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
 from chain import merkle
-from chain.model import ClaimState, InvoiceLeaf
+from chain.model import InvoiceLeaf, InvoiceLedgerState
 from verifier.canonical import Domain, SignatureInvalid, invoice_id, recover_signer
 from verifier.messages import sentence
 from verifier.qr import PREFIX, QrError, QrPayload, decode_payload
@@ -166,7 +166,7 @@ class LedgerFacts(Protocol):
 
     def checkpoint_root(self, size: int) -> bytes | None: ...
 
-    def claim_state(self, invoice_id: bytes) -> ClaimState: ...
+    def claim_state(self, invoice_id: bytes) -> InvoiceLedgerState: ...
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from chain.abi import Event
 from chain.factory import LedgerSession
 from chain.log import MerkleLog
-from chain.model import Checkpoint, ClaimState, Hospital, HospitalLevel, InvoiceLeaf
+from chain.model import Checkpoint, Hospital, HospitalLevel, InvoiceLeaf, InvoiceLedgerState
 from chain.sequencer import Sequencer, SettlementOutcome, SettlementRequest
 
 
@@ -28,6 +29,13 @@ class LedgerGateway:
         self._log = log
         self._sequencer = sequencer
         self._lock = threading.RLock()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[LedgerSession]:
+        """The raw ledger session, under the lock, for tools and tests that act on the chain
+        as someone else would (a payer's own client, an attacker); the service never does."""
+        with self._lock:
+            yield self._session
 
     def close(self) -> None:
         with self._lock:
@@ -98,11 +106,11 @@ class LedgerGateway:
         with self._lock:
             return self._sequencer.anchored()
 
-    def claim_state(self, invoice_id: bytes) -> ClaimState:
+    def claim_state(self, invoice_id: bytes) -> InvoiceLedgerState:
         with self._lock:
             return self._session.ledger.claim_state(invoice_id)
 
-    def claim_states(self, invoice_ids: Sequence[bytes]) -> dict[bytes, ClaimState]:
+    def claim_states(self, invoice_ids: Sequence[bytes]) -> dict[bytes, InvoiceLedgerState]:
         with self._lock:
             return {i: self._session.ledger.claim_state(i) for i in invoice_ids}
 

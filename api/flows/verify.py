@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from api.adapters.metrics import VERIFICATIONS
 from api.db import models
-from chain.model import ClaimState
+from chain.model import InvoiceLedgerState
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class ServiceFacts:
             root = self._roots[size] = checkpoint.root
         return root
 
-    def claim_state(self, invoice_id: bytes) -> ClaimState:
+    def claim_state(self, invoice_id: bytes) -> InvoiceLedgerState:
         with self._services.lock:
             return self._services.session.ledger.claim_state(invoice_id)
 
