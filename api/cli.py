@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, services)
     print(
         f"zeroclaim on http://{settings.host}:{settings.port}  (ledger: "
-        f"{settings.ledger_backend}, contract {services.session.ledger.address})",
+        f"{settings.ledger_backend}, contract {services.ledger.address})",
         flush=True,
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
@@ -52,15 +52,15 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
     services = open_services(settings)
     try:
-        latest = services.sequencer.anchored()
+        latest = services.ledger.anchored()
         print(
             json.dumps(
                 {
                     "backend": settings.ledger_backend,
-                    "chain_id": services.session.backend.chain_id,
-                    "contract": services.session.ledger.address,
-                    "block_number": services.session.backend.block_number(),
-                    "log_size": services.log.size,
+                    "chain_id": services.ledger.chain_id,
+                    "contract": services.ledger.address,
+                    "block_number": services.ledger.block_number(),
+                    "log_size": services.ledger.log_size(),
                     "anchored_size": latest.size if latest else 0,
                     "anchored_root": "0x" + latest.root.hex() if latest else None,
                 },
