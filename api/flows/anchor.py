@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import models
+from api.db.queries import leaf_of
 from chain.ledger import Ledger
-from chain.model import Checkpoint, InvoiceLeaf
+from chain.model import Checkpoint
 from chain.sequencer import Sequencer
 
 
@@ -48,7 +49,7 @@ class AnchorService:
             ).all()
             if not rows:
                 return 0
-            leaves = [InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total) for r in rows]
+            leaves = [leaf_of(r) for r in rows]
             indexes = self.sequencer.append(leaves)
             now = datetime.now(UTC)
             session.execute(

@@ -28,6 +28,7 @@ from api.adapters.personal_data import PersonalData
 from api.adapters.registry import RegistryCache
 from api.adapters.workers import WorkerPool
 from api.db import models
+from api.db.queries import chunks
 from api.identity.staff import record
 from verifier.canonical import (
     Domain,
@@ -446,11 +447,9 @@ class IngestService:
     @staticmethod
     def _existing(session: Session, ids: list[bytes]) -> dict[bytes, models.Invoice]:
         found: dict[bytes, models.Invoice] = {}
-        for start in range(0, len(ids), 500):
+        for chunk in chunks(ids):
             rows = session.scalars(
-                select(models.Invoice).where(
-                    models.Invoice.invoice_id.in_(ids[start : start + 500])
-                )
+                select(models.Invoice).where(models.Invoice.invoice_id.in_(chunk))
             )
             found.update((row.invoice_id, row) for row in rows)
         return found

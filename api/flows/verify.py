@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from api.adapters.metrics import VERIFICATIONS
 from api.db import models
+from api.db.queries import chunks
 from chain.model import InvoiceLedgerState
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
@@ -246,10 +247,10 @@ class VerificationService:
         """How many times each of ``invoice_ids`` has been verified (0 when never)."""
         wanted = sorted(set(invoice_ids))
         counts = dict.fromkeys(wanted, 0)
-        for lo in range(0, len(wanted), 500):
+        for chunk in chunks(wanted):
             found = db.execute(
                 select(models.Verification.invoice_id, models.Verification.count).where(
-                    models.Verification.invoice_id.in_(wanted[lo : lo + 500])
+                    models.Verification.invoice_id.in_(chunk)
                 )
             )
             counts.update({invoice_id: count for invoice_id, count in found})

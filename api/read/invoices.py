@@ -11,11 +11,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import models
+from api.db.queries import chunks
 from verifier.canonical import Domain, invoice_id
 from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
 from verifier.qr import VERSION, QrPayload
 
-_CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
 _ITEM_CLASS = {c.value: c for c in ItemClass}  # a dict lookup, not an enum call, per line
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -54,8 +54,7 @@ def rows_by_bill(
     wanted = sorted(set(references), key=lambda r: (r.bill_code, r.bill_number))
     found: dict[BillReference, list[models.Invoice]] = {r: [] for r in wanted}
     bill = tuple_(models.Invoice.bill_code, models.Invoice.bill_number)
-    for lo in range(0, len(wanted), _CHUNK):
-        chunk = [(r.bill_code, r.bill_number) for r in wanted[lo : lo + _CHUNK]]
+    for chunk in chunks([(r.bill_code, r.bill_number) for r in wanted]):
         for row in db.scalars(
             select(models.Invoice).where(bill.in_(chunk)).order_by(models.Invoice.invoice_id)
         ):
@@ -138,8 +137,7 @@ def rows_by_id(db: Session, invoice_ids: Iterable[bytes]) -> dict[bytes, models.
     """The stored invoices among ``invoice_ids``, by id (one query per 500 ids)."""
     wanted = sorted(set(invoice_ids))
     found: dict[bytes, models.Invoice] = {}
-    for lo in range(0, len(wanted), _CHUNK):
-        chunk = wanted[lo : lo + _CHUNK]
+    for chunk in chunks(wanted):
         found.update(
             (row.invoice_id, row)
             for row in db.scalars(
@@ -182,7 +180,7 @@ def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[LineRow]:
     line = models.InvoiceLine
     zones: dict[int, timezone] = {}
     ids = sorted(set(invoice_ids))
-    for lo in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         found = db.execute(
             select(
                 line.invoice_id,
@@ -196,7 +194,7 @@ def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[LineRow]:
                 line.at_epoch,
                 line.utc_offset_minutes,
             )
-            .where(line.invoice_id.in_(ids[lo : lo + _CHUNK]))
+            .where(line.invoice_id.in_(chunk))
             .order_by(line.invoice_id, line.line_no)
         )
         for iid, code, name, item_class, price, quantity, amount, department, at, offset in found:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from api.bootstrap import Services
 from api.db import models
+from api.db.queries import leaf_of
 from chain import merkle
-from chain.model import InvoiceLeaf
 
 
 @dataclass
@@ -69,7 +69,7 @@ def reconcile(services: Services) -> Reconciliation:
                 models.Payment.amount_fen,
             ).outerjoin(models.Payment, models.Payment.claim_id == models.Claim.id)
         ).all()
-    entries = [InvoiceLeaf(r.invoice_id, r.record_hash, r.hospital, r.total).entry() for r in rows]
+    entries = [leaf_of(r).entry() for r in rows]
     result.log_size_in_database = len(entries)
     levels = merkle.MerkleLevels(entries) if entries else None
     # Leaves 0..contiguous-1 are all in the database; a checkpoint beyond that cannot match.
@@ -195,7 +195,7 @@ def _changed_invoices(
             changed.append(
                 {"leaf_index": index, "invoice_id": "0x" + invoice_id.hex(), "change": "missing"}
             )
-        elif InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total).entry() != entry:
+        elif leaf_of(row).entry() != entry:
             changed.append(
                 {"leaf_index": index, "invoice_id": "0x" + invoice_id.hex(), "change": "altered"}
             )
