@@ -2,7 +2,7 @@
 
 A contract revert is translated here, at the boundary, into a Python error that names the
 invoice, checkpoint or hospital concerned. Each contract error class lists its ABI arguments in
-``abi_fields`` (snake_case, in ABI order); ``tests/chain/test_errors.py`` proves that every
+``abi_fields`` (snake_case, in ABI order); ``tests/chain/test_artifacts.py`` proves that every
 custom error of the contract ABI has its class.
 """
 

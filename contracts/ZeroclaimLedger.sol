@@ -264,7 +264,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         return (key.signer, key.validFrom, key.revokedAt, key.revocationRecorded, key.revokedLogSize);
     }
 
-    /// @notice Whether `signer` was a valid key of `hospital` at time `at` (seconds).
+    /// @notice Whether `signer` was a valid key of `hospital` at `time` (seconds since the epoch).
     function isKeyValidAt(bytes32 hospital, address signer, uint48 time) public view returns (bool) {
         uint256 count = _hospitals[hospital].keyCount;
         for (uint256 i = count; i > 0; --i) {
@@ -550,7 +550,7 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     /// Nodes are written before the root is compared, which is sound only because a false
     /// proof reverts the whole transaction ({_requireIncluded}), memo included; so a batch of
     /// payments proves each shared node once, and its proofs may stop where they meet an
-    /// earlier one (`chain.merkle.cut_shared_paths`). The memo outlives the call (the compiler
+    /// earlier one (`chain.merkle.cut_shared_proofs`). The memo outlives the call (the compiler
     /// warns of it) and that is sound: it is keyed by tree size, and the root of a size never
     /// changes once anchored, so a node proven earlier in the transaction stays proven.
     function _proveIncluded(bytes32 leafHash, uint256 index, uint256 size, bytes32[] calldata proof, bytes32 root)
