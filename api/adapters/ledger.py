@@ -130,6 +130,16 @@ class LedgerGateway:
         with self._lock:
             return self._log.consistency_proof(old_size, new_size)
 
+    def log_root(self, size: int | None = None) -> bytes:
+        """The log's root at ``size`` leaves (now by default)."""
+        with self._lock:
+            return self._log.root(size)
+
+    def log_entries(self, lo: int, hi: int) -> list[tuple[bytes, bytes]]:
+        """The log's leaves ``lo`` to ``hi`` (excluded) as (invoice id, entry)."""
+        with self._lock:
+            return self._log.entries(lo, hi)
+
     # -- the registry (by the authority) -----------------------------------------------------
 
     def register_hospital(
