@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from verifier.errors import VerifierError
+
 # Whole-string patterns: use them with ``fullmatch``.
 BILL_CODE = re.compile(r"[0-9]{8}")
 BILL_NUMBER = re.compile(r"[0-9]{10}")
@@ -84,7 +86,7 @@ class Problem:
         return f"{self.path}: {self.reason}"
 
 
-class InvoiceError(Exception):
+class InvoiceError(VerifierError):
     """Root of the errors of the invoice model."""
 
 

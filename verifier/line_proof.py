@@ -22,10 +22,11 @@ import cbor2
 
 from chain import merkle
 from chain.model import InvoiceLeaf
+from verifier.errors import VerifierError
 from verifier.qr import QrPayload, decode_payload
 
 
-class LineProofInvalid(ValueError):
+class LineProofInvalid(VerifierError, ValueError):
     """Raised when a line proof does not hold; ``link`` names the broken link."""
 
     def __init__(self, link: str, reason: str) -> None:

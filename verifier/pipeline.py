@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, cast
 from chain import merkle
 from chain.model import InvoiceLeaf, InvoiceLedgerState
 from verifier.canonical import Domain, SignatureInvalid, invoice_id, recover_signer
+from verifier.errors import VerifierError
 from verifier.messages import sentence
 from verifier.qr import PREFIX, QrError, QrPayload, decode_payload
 
@@ -41,7 +42,7 @@ STEPS = (
 Status = Literal["passed", "failed", "skipped", "not_run"]
 
 
-class StepFailed(Exception):
+class StepFailed(VerifierError):
     """Raised by a step when the invoice fails it; ``code`` is stable, ``details`` are data."""
 
     def __init__(self, code: str, **details: Any) -> None:
@@ -50,7 +51,7 @@ class StepFailed(Exception):
         self.details = details
 
 
-class StepSkipped(Exception):
+class StepSkipped(VerifierError):
     """Raised by a step that cannot be made here (offline, or not applicable)."""
 
     def __init__(self, code: str, **details: Any) -> None:

@@ -35,6 +35,7 @@ from verifier.canonical import (
     recover_signer,
     signing_digest,
 )
+from verifier.errors import VerifierError
 from verifier.invoice import Invoice
 
 PREFIX: Final = "ZC1:"
@@ -53,7 +54,7 @@ _HOSPITAL = re.compile(r"[0-9A-Za-z]{1,32}")
 _OTHER_PREFIX = re.compile(r"ZC([1-9][0-9]{0,8}):")
 
 
-class QrError(Exception):
+class QrError(VerifierError):
     """Root of the errors of the QR payload codec and of QR image reading."""
 
 
