@@ -23,6 +23,9 @@ from chain.abi import ContractCodec, Event
 from chain.backend import Backend, CallReverted, Receipt
 from chain.errors import LedgerConfigError, TransactionFailed
 from chain.model import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    EIP712_DOMAIN_TYPE,
     ZERO_ADDRESS,
     Checkpoint,
     Hospital,
@@ -36,17 +39,6 @@ from chain.model import (
     hospital_code_bytes,
     to_timestamp,
 )
-
-DOMAIN_NAME = "zeroclaim"
-DOMAIN_VERSION = "1"
-#: The EIP-712 domain type of every zeroclaim signature (reversals here, invoices in verifier).
-EIP712_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-
 
 _DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 

@@ -1,4 +1,5 @@
-"""Plain data of the ledger: hospitals, keys, checkpoints, invoice leaves and claim states."""
+"""Plain data of the ledger: hospitals and the one judge of their keys, checkpoints, invoice
+leaves and the ledger's state of an invoice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+#: The EIP-712 domain of every zeroclaim signature (the contract's constructor sets the same
+#: name and version): invoices (``verifier.canonical``) and reversals (``chain.ledger``).
+DOMAIN_NAME = "zeroclaim"
+DOMAIN_VERSION = "1"
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 _HOSPITAL_CODE = re.compile(r"^[0-9A-Za-z]{1,32}$")
 
 
@@ -54,6 +66,22 @@ def from_timestamp(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+class KeyRejection(enum.StrEnum):
+    """Why :func:`judge_key` refuses a (hospital, signer, moment); stable codes."""
+
+    UNKNOWN_HOSPITAL = "unknown_hospital"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_NOT_YET_VALID = "key_not_yet_valid"
+    KEY_REVOKED = "key_revoked"
+    KEY_REVOKED_BEFORE_ANCHORING = "key_revoked_before_anchoring"
+
+
+def same_address(a: str, b: str) -> bool:
+    """Whether two hex addresses name one account. The contract compares 20-byte values, so
+    letter case (the EIP-55 checksum, or its absence) is no part of an address's identity."""
+    return a.lower() == b.lower()
+
+
 @dataclass(frozen=True)
 class HospitalKey:
     """One signing key of a hospital, valid in [valid_from, revoked_at).
@@ -70,8 +98,18 @@ class HospitalKey:
     revoked_at: datetime | None
     revoked_log_size: int | None = None
 
+    def signed_by(self, address: str) -> bool:
+        """Whether ``address`` is this key's, in any letter case (:func:`same_address`)."""
+        return same_address(self.signer, address)
+
     def valid_at(self, moment: datetime) -> bool:
-        """Whether a signature made at ``moment`` is judged valid under this key."""
+        """Whether a signature made at ``moment`` is valid under this key:
+        ``valid_from <= moment < revoked_at`` (no upper bound while ``revoked_at`` is None),
+        the contract's ``isKeyValidAt``. The chain keeps both bounds in whole seconds and
+        compares the whole second of ``moment``; comparing the datetime itself gives the same
+        answer for bounds in whole seconds. Raises ``ValueError`` for a naive ``moment``."""
+        if moment.utcoffset() is None:
+            raise ValueError("moment must be a timezone-aware datetime")
         return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
 
     def revoked_before(self, leaf_index: int) -> bool:
@@ -82,11 +120,60 @@ class HospitalKey:
 
 @dataclass(frozen=True)
 class Hospital:
-    """A registered hospital and the history of its keys."""
+    """A registered hospital and the history of its keys (by index, oldest first)."""
 
     code: str
     level: HospitalLevel
     keys: tuple[HospitalKey, ...]
+
+    def keys_of(self, signer: str) -> tuple[HospitalKey, ...]:
+        """Every key of this hospital with the address ``signer`` (one, unless an address was
+        registered twice), oldest first."""
+        return tuple(key for key in self.keys if key.signed_by(signer))
+
+    def key_for(self, signer: str, moment: datetime) -> HospitalKey | None:
+        """The newest key with the address ``signer`` valid at ``moment``, or None."""
+        return next((k for k in reversed(self.keys_of(signer)) if k.valid_at(moment)), None)
+
+    def revoked_log_size(self, signer: str) -> int | None:
+        """The smallest log size at which a revocation of a key with the address ``signer``
+        was recorded, or None: an invoice of that key at that leaf index or beyond was first
+        anchored after the revocation and is refused whatever its issue time."""
+        sizes = [k.revoked_log_size for k in self.keys_of(signer) if k.revoked_log_size is not None]
+        return min(sizes, default=None)
+
+
+def judge_key(
+    hospital: Hospital | None, signer: str, moment: datetime, leaf_index: int | None = None
+) -> KeyRejection | None:
+    """Why a signature by ``signer`` for ``hospital`` made at ``moment`` is not valid, or None
+    when it is: the one judge of a hospital key, for the service's registry cache and the
+    offline trust list alike, with the contract's rules.
+
+    - ``signer`` must be the address of some key of the hospital, in any letter case;
+    - when the invoice's ``leaf_index`` in the log is known, no key of the hospital with this
+      address may have had its revocation recorded at a log size at or below it
+      (``_requireSignedByHospital``: the invoice was first anchored after the revocation, so
+      the issue time its signer wrote proves nothing);
+    - some key with this address must be valid at ``moment`` (:meth:`HospitalKey.valid_at`).
+
+    A refusal at ``moment`` is ``key_revoked`` when a key with this address had started by
+    then, else ``key_not_yet_valid``. Raises ``ValueError`` for a naive ``moment``.
+    """
+    if moment.utcoffset() is None:
+        raise ValueError("moment must be a timezone-aware datetime")
+    if hospital is None:
+        return KeyRejection.UNKNOWN_HOSPITAL
+    keys = hospital.keys_of(signer)
+    if not keys:
+        return KeyRejection.UNKNOWN_KEY
+    if leaf_index is not None and any(key.revoked_before(leaf_index) for key in keys):
+        return KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
+    if any(key.valid_at(moment) for key in keys):
+        return None
+    if any(key.valid_from <= moment for key in keys):
+        return KeyRejection.KEY_REVOKED
+    return KeyRejection.KEY_NOT_YET_VALID
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,14 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain import merkle
-from chain.ledger import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_TYPE
-from chain.model import InvoiceLeaf, hospital_code_bytes
+from chain.model import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    EIP712_DOMAIN_TYPE,
+    InvoiceLeaf,
+    hospital_code_bytes,
+)
+from verifier.errors import VerifierError
 from verifier.invoice import BILL_CODE, BILL_NUMBER, HOSPITAL_CODE, DetailLine, Invoice
 
 INVOICE_TYPE = (
@@ -47,7 +53,7 @@ _COMMITMENT_TAG = b"zeroclaim/patient-commitment/v1"
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
-class SignatureInvalid(ValueError):
+class SignatureInvalid(VerifierError, ValueError):
     """Raised when a signature is malformed (length, v, high s) or recovers no key."""
 
 

@@ -30,14 +30,21 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chain.model import Hospital, HospitalKey, HospitalLevel, hospital_code_bytes
+from chain.model import (
+    Hospital,
+    HospitalKey,
+    HospitalLevel,
+    KeyRejection,
+    hospital_code_bytes,
+    judge_key,
+)
 from verifier.canonical import Domain, SignatureInvalid, recover_signer, sign_digest
+from verifier.errors import VerifierError
 
 FORMAT_VERSION: Final = 1
 SIGNING_TAG: Final = b"zeroclaim-trust-list/1\n"
@@ -61,7 +68,7 @@ _KEY_KEYS: Final = frozenset({"index", "signer", "valid_from", "revoked_at"})
 _KEY_OPTIONAL: Final = frozenset({"revoked_log_size"})
 
 
-class TrustListError(Exception):
+class TrustListError(VerifierError):
     """Root of the errors of loading a trust list."""
 
 
@@ -94,16 +101,6 @@ class TrustListExpired(TrustListError):
         super().__init__(f"trust list expired at {expires_at.isoformat()}, it is {now.isoformat()}")
 
 
-class KeyRejection(StrEnum):
-    """Why :meth:`TrustList.judge` refuses a (hospital, signer, moment); stable codes."""
-
-    UNKNOWN_HOSPITAL = "unknown_hospital"
-    UNKNOWN_KEY = "unknown_key"
-    KEY_NOT_YET_VALID = "key_not_yet_valid"
-    KEY_REVOKED = "key_revoked"
-    KEY_REVOKED_BEFORE_ANCHORING = "key_revoked_before_anchoring"
-
-
 @dataclass(frozen=True)
 class TrustedHospital:
     """A registered hospital as the trust list names it, with every key it ever had."""
@@ -129,9 +126,12 @@ class TrustList:
     domain: Domain
     hospitals: tuple[TrustedHospital, ...]
     _by_code: dict[str, TrustedHospital] = field(init=False, repr=False, compare=False)
+    _registry: dict[str, Hospital] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_code", {h.code: h for h in self.hospitals})
+        registry = {h.code: Hospital(h.code, h.level, h.keys) for h in self.hospitals}
+        object.__setattr__(self, "_registry", registry)
 
     def hospital(self, code: str) -> TrustedHospital | None:
         return self._by_code.get(code)
@@ -140,45 +140,22 @@ class TrustList:
         self, hospital: str, signer: str, moment: datetime, leaf_index: int | None = None
     ) -> KeyRejection | None:
         """Why a signature by ``signer`` for ``hospital`` made at ``moment`` is not valid, or
-        None when it is: some key of the hospital with this address has
-        ``valid_from <= moment < revoked_at`` (``chain.model.HospitalKey.valid_at``), and,
-        when the invoice's ``leaf_index`` in the log is known, no key of the hospital with this
-        address had its revocation recorded at a log size at or below it
-        (``key_revoked_before_anchoring``: the invoice was first anchored after the revocation,
-        so the issue time its signer wrote proves nothing).
+        None when it is, by the keys this list names: ``chain.model.judge_key``, the judge
+        the service's registry uses too (addresses in any letter case; with ``leaf_index``,
+        the invoice's index in the log, a key whose revocation was recorded at a log size at
+        or below it refuses the invoice whatever its issue time).
 
-        Addresses compare case-insensitively. The list's own expiry is not consulted here:
-        it bounds when the list may be used, not when the invoice was signed. Raises
-        ``ValueError`` for a naive ``moment``.
+        The list's own expiry is not consulted here: it bounds when the list may be used, not
+        when the invoice was signed. Raises ``ValueError`` for a naive ``moment``.
         """
-        _require_aware(moment, "moment")
-        trusted = self._by_code.get(hospital)
-        if trusted is None:
-            return KeyRejection.UNKNOWN_HOSPITAL
-        wanted = signer.lower()
-        keys = [key for key in trusted.keys if key.signer.lower() == wanted]
-        if not keys:
-            return KeyRejection.UNKNOWN_KEY
-        if leaf_index is not None and any(key.revoked_before(leaf_index) for key in keys):
-            return KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
-        if any(key.valid_at(moment) for key in keys):
-            return None
-        if any(key.valid_from <= moment for key in keys):
-            return KeyRejection.KEY_REVOKED
-        return KeyRejection.KEY_NOT_YET_VALID
+        return judge_key(self._registry.get(hospital), signer, moment, leaf_index)
 
     def revoked_log_size(self, hospital: str, signer: str) -> int | None:
         """The smallest log size at which a revocation of a key of ``hospital`` with this
         address was recorded, or None: invoices of the key at that leaf index or beyond are
         refused (:meth:`judge` with ``leaf_index``)."""
-        trusted = self._by_code.get(hospital)
-        wanted = signer.lower()
-        sizes = [
-            key.revoked_log_size
-            for key in (trusted.keys if trusted else ())
-            if key.signer.lower() == wanted and key.revoked_log_size is not None
-        ]
-        return min(sizes, default=None)
+        registered = self._registry.get(hospital)
+        return None if registered is None else registered.revoked_log_size(signer)
 
     def key_valid_at(self, hospital: str, signer: str, moment: datetime) -> bool:
         """Whether ``signer`` is a key of ``hospital`` valid at ``moment`` (see :meth:`judge`)."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
-from chain.ledger import DOMAIN_NAME, DOMAIN_VERSION
+from chain.model import DOMAIN_NAME, DOMAIN_VERSION
 from verifier.canonical import INVOICE_TYPE
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])

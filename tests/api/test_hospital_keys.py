@@ -21,10 +21,10 @@ from api.flows.upload import BatchResult, Refusal
 from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain import errors
-from chain.model import HospitalLevel, InvoiceLeaf
+from chain.model import HospitalLevel, InvoiceLeaf, KeyRejection
 from chain.sequencer import SettlementRequest
 from tests.api.conftest import HOSPITAL, KEY_FROM, World
-from verifier.trust_list import KeyRejection, load_trust_list
+from verifier.trust_list import load_trust_list
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 

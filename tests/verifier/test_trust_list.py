@@ -17,11 +17,10 @@ from eth_account.messages import encode_defunct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.model import Hospital, HospitalKey, HospitalLevel
+from chain.model import Hospital, HospitalKey, HospitalLevel, KeyRejection
 from verifier.canonical import Domain, sign_digest
 from verifier.trust_list import (
     SIGNING_TAG,
-    KeyRejection,
     TrustedHospital,
     TrustList,
     TrustListError,

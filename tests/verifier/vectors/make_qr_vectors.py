@@ -22,9 +22,8 @@ import base45
 import cbor2
 from eth_utils.address import to_checksum_address
 
+from chain.model import DOMAIN_NAME, DOMAIN_VERSION
 from verifier.canonical import (
-    DOMAIN_NAME,
-    DOMAIN_VERSION,
     Domain,
     SignedFields,
     patient_commitment,
