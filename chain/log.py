@@ -1,5 +1,8 @@
 """Persistent append-only Merkle log in SQLite: leaves keyed by invoice id, RFC 9162 proofs.
 
+This is the SQLite store of the port ``chain.invoice_log.InvoiceLog``, whose docstring states
+what every store promises (order, idempotence, atomicity, durability) and raises.
+
 Schema::
 
     leaves(idx INTEGER PRIMARY KEY, key BLOB UNIQUE NOT NULL, entry BLOB NOT NULL)
@@ -29,8 +32,9 @@ from pathlib import Path
 from types import TracebackType
 
 from chain import merkle
+from chain.invoice_log import LogConflict, LogCorrupt, LogRangeError
 
-__all__ = ["LogConflict", "LogCorrupt", "LogError", "LogRangeError", "MerkleLog"]
+__all__ = ["MerkleLog"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
@@ -58,42 +62,9 @@ INSERT INTO nodes (level, idx, hash) SELECT ?1, ?2 + i, substr(?4, 32 * i + 1, 3
 _LOOKUP_CHUNK = 2000
 
 
-class LogError(Exception):
-    """Root of every error raised by the persistent Merkle log."""
-
-
-class LogConflict(LogError):
-    """Raised when a key is appended with an entry that differs from the one it already has.
-
-    ``index`` is the key's index in the log, or, for a key repeated inside one batch, the index
-    its first occurrence would have received. Nothing of the batch is written.
-    """
-
-    def __init__(self, key: bytes, index: int) -> None:
-        super().__init__(f"key {key.hex()} is already at index {index} with a different entry")
-        self.key = key
-        self.index = index
-
-
-class LogRangeError(LogError, IndexError):
-    """Raised when a leaf index or tree size refers to leaves the log does not hold.
-
-    ``value`` is the index or size asked for, ``size`` the log's size at the time.
-    """
-
-    def __init__(self, value: int, size: int, what: str = "index") -> None:
-        super().__init__(f"{what} {value} is out of range for the log of size {size}")
-        self.value = value
-        self.size = size
-        self.what = what
-
-
-class LogCorrupt(LogError):
-    """Raised when the database lacks a node or leaf that its size says it must hold."""
-
-
 class MerkleLog:
-    """Append-only Merkle log stored in the SQLite file at ``path`` (created if missing)."""
+    """Append-only Merkle log stored in the SQLite file at ``path`` (created if missing);
+    an ``InvoiceLog``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

@@ -22,8 +22,8 @@ from eth_account.signers.local import LocalAccount
 from chain import merkle
 from chain.backend import Receipt
 from chain.errors import ContractRevert, LedgerError
+from chain.invoice_log import InvoiceLog
 from chain.ledger import Ledger
-from chain.log import MerkleLog
 from chain.model import Checkpoint, InvoiceLeaf, Settlement
 
 
@@ -75,11 +75,12 @@ class SettlementOutcome:
 
 class Sequencer:
     """Drives the log and the chain. ``batch_size`` leaves or ``interval_ms`` of waiting make
-    a checkpoint due; ``settle_batch_size`` payments go in one transaction."""
+    a checkpoint due; ``settle_batch_size`` payments go in one transaction. ``log`` is any
+    store of ``chain.invoice_log.InvoiceLog`` (``chain.log.MerkleLog`` in SQLite)."""
 
     def __init__(
         self,
-        log: MerkleLog,
+        log: InvoiceLog,
         ledger: Ledger,
         account: LocalAccount,
         batch_size: int = 1024,

@@ -16,7 +16,7 @@ from typing import Any
 
 from chain.abi import Event
 from chain.factory import LedgerSession
-from chain.log import MerkleLog
+from chain.invoice_log import InvoiceLog
 from chain.model import Checkpoint, Hospital, HospitalLevel, InvoiceLeaf, InvoiceLedgerState
 from chain.sequencer import Sequencer, SettlementOutcome, SettlementRequest
 
@@ -24,7 +24,7 @@ from chain.sequencer import Sequencer, SettlementOutcome, SettlementRequest
 class LedgerGateway:
     """The ledger session, the invoice log and the sequencer behind one lock."""
 
-    def __init__(self, session: LedgerSession, log: MerkleLog, sequencer: Sequencer) -> None:
+    def __init__(self, session: LedgerSession, log: InvoiceLog, sequencer: Sequencer) -> None:
         self._session = session
         self._log = log
         self._sequencer = sequencer

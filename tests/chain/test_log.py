@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain import merkle
-from chain.log import LogConflict, LogError, LogRangeError, MerkleLog
+from chain.invoice_log import InvoiceLog, LogConflict, LogError, LogRangeError
+from chain.log import MerkleLog
 from chain.merkle import (
     EMPTY_ROOT,
     IndexOutOfRange,
@@ -278,3 +279,18 @@ def test_any_batching_gives_the_same_tree(batches: list[int]) -> None:
         entries = [entry(i) for i in range(start)]
         for size in range(start + 1):
             assert log.root(size) == root_hash(entries[:size])
+
+
+def test_the_sqlite_store_is_an_invoice_log(tmp_path: Path) -> None:
+    # Statically (mypy checks this assignment) and at run time: every member the port names.
+    log: InvoiceLog = MerkleLog(tmp_path / "log.sqlite")
+    port = {
+        name
+        for klass in InvoiceLog.__mro__
+        if klass.__module__ == "chain.invoice_log"
+        for name in vars(klass)
+        if not name.startswith("_")
+    }
+    assert port >= {"size", "append", "root", "inclusion_proof", "consistency_proof"}
+    assert all(hasattr(log, name) for name in port), port - set(dir(log))
+    log.close()
