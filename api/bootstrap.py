@@ -12,10 +12,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.adapters.ledger import LedgerGateway
 from api.adapters.personal_data import PersonalData
 from api.adapters.registry import RegistryCache
+from api.adapters.sequencer_lock import SequencerLock
 from api.db.session import make_engine, session_factory, upgrade
 from api.flows.anchor import AnchorService
 from api.flows.upload import IngestService
-from api.flows.verify import RateLimiter, VerificationService
+from api.flows.verify import RateLimiter, VerificationService, photo_reader
+from api.flows.verify_failures import FailedAttempts
+from api.flows.void import VoidService
+from api.identity.hospitals import Hospitals
+from api.identity.staff import AuditLog, StaffTokens
+from api.read.health import HealthRead
+from api.read.invoices import InvoiceReads
+from api.read.ledger import LedgerReads
+from api.read.qr import QrReads
+from api.read.reconciliation import Reconciler
+from api.read.trust import TrustListRead
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +59,16 @@ class Services:
     ledger: LedgerGateway
     lock: threading.RLock
     verification: VerificationService = field(init=False)
+    void: VoidService = field(init=False)
+    hospitals: Hospitals = field(init=False)
+    staff_tokens: StaffTokens = field(init=False)
+    audit: AuditLog = field(init=False)
+    invoices: InvoiceReads = field(init=False)
+    qr: QrReads = field(init=False)
+    trust_list: TrustListRead = field(init=False)
+    health: HealthRead = field(init=False)
+    ledger_reads: LedgerReads = field(init=False)
+    reconciliation: Reconciler = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
     photo_claim_limiter: RateLimiter = field(init=False)  # per citizen
     sign_in_limits: SignInLimits = field(init=False)
@@ -86,7 +107,7 @@ def open_services(settings: Settings) -> Services:
     ingest = IngestService(
         sessions, registry, domain, personal, max_issue_age=settings.max_issue_age
     )
-    anchoring = AnchorService(sessions, sequencer)
+    anchoring = AnchorService(sessions, gateway)
     services = Services(
         settings,
         engine,
@@ -102,7 +123,30 @@ def open_services(settings: Settings) -> Services:
         # Until every caller goes through the gateway, the old lock is the gateway's.
         gateway._lock,
     )
-    services.verification = VerificationService(services)
+    failures = FailedAttempts(
+        sessions,
+        settings.verify_failures_per_minute,
+        settings.verify_failures_burst,
+        settings.verify_bill_failures_per_hour,
+    )
+    services.verification = VerificationService(
+        sessions, gateway, registry, domain, failures, photo_reader(settings.image_limits())
+    )
+    services.void = VoidService(sessions, gateway)
+    services.hospitals = Hospitals(sessions, gateway, registry)
+    services.staff_tokens = StaffTokens(sessions, settings.admin_token, gateway.payers)
+    services.audit = AuditLog(sessions)
+    services.invoices = InvoiceReads(sessions, gateway)
+    services.qr = QrReads(sessions, gateway, domain, personal)
+    services.trust_list = TrustListRead(sessions, gateway, registry, domain)
+    services.health = HealthRead(
+        sessions,
+        gateway,
+        settings,
+        lambda: SequencerLock(services.engine, settings.data_dir).holder(),
+    )
+    services.ledger_reads = LedgerReads(gateway)
+    services.reconciliation = Reconciler(sessions, gateway)
     services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
     services.photo_claim_limiter = RateLimiter(
         settings.photo_claims_per_minute, settings.photo_claims_burst

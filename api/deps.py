@@ -12,7 +12,17 @@ from fastapi import Depends, Header, Request
 from api.bootstrap import Services
 from api.db import models
 from api.errors import ApiError
-from api.identity.staff import Role, Staff, staff_for_token
+from api.flows.upload import IngestService
+from api.flows.verify import RateLimiter, VerificationService
+from api.flows.void import VoidService
+from api.identity.hospitals import Hospitals
+from api.identity.staff import AuditLog, Role, Staff, StaffTokens
+from api.read.health import HealthRead
+from api.read.invoices import InvoiceReads
+from api.read.ledger import LedgerReads
+from api.read.qr import QrReads
+from api.read.trust import TrustListRead
+from verifier.decode import ImageLimits
 
 
 def get_services(request: Request) -> Services:
@@ -22,15 +32,83 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+# -- the invoice side's flows and reads, as the routes get them ------------------------------
+
+
+def _ingest(services: ServicesDep) -> IngestService:
+    return services.ingest
+
+
+def _void(services: ServicesDep) -> VoidService:
+    return services.void
+
+
+def _verification(services: ServicesDep) -> VerificationService:
+    return services.verification
+
+
+def _invoices(services: ServicesDep) -> InvoiceReads:
+    return services.invoices
+
+
+def _qr(services: ServicesDep) -> QrReads:
+    return services.qr
+
+
+def _trust_list(services: ServicesDep) -> TrustListRead:
+    return services.trust_list
+
+
+def _health(services: ServicesDep) -> HealthRead:
+    return services.health
+
+
+def _ledger_reads(services: ServicesDep) -> LedgerReads:
+    return services.ledger_reads
+
+
+def _hospitals(services: ServicesDep) -> Hospitals:
+    return services.hospitals
+
+
+def _staff_tokens(services: ServicesDep) -> StaffTokens:
+    return services.staff_tokens
+
+
+def _audit(services: ServicesDep) -> AuditLog:
+    return services.audit
+
+
+def _verify_limiter(services: ServicesDep) -> RateLimiter:
+    return services.rate_limiter
+
+
+def _image_limits(services: ServicesDep) -> ImageLimits:
+    return services.settings.image_limits()
+
+
+IngestDep = Annotated[IngestService, Depends(_ingest)]
+VoidDep = Annotated[VoidService, Depends(_void)]
+VerificationDep = Annotated[VerificationService, Depends(_verification)]
+InvoicesDep = Annotated[InvoiceReads, Depends(_invoices)]
+QrDep = Annotated[QrReads, Depends(_qr)]
+TrustListDep = Annotated[TrustListRead, Depends(_trust_list)]
+HealthDep = Annotated[HealthRead, Depends(_health)]
+LedgerReadsDep = Annotated[LedgerReads, Depends(_ledger_reads)]
+HospitalsDep = Annotated[Hospitals, Depends(_hospitals)]
+StaffTokensDep = Annotated[StaffTokens, Depends(_staff_tokens)]
+AuditDep = Annotated[AuditLog, Depends(_audit)]
+VerifyLimiterDep = Annotated[RateLimiter, Depends(_verify_limiter)]
+ImageLimitsDep = Annotated[ImageLimits, Depends(_image_limits)]
+
+
 def authenticated_hospital(
     services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None
 ) -> str:
     """The hospital whose API key is in the ``X-API-Key`` header."""
-    from api.identity.hospitals import hospital_for_api_key
-
     if not x_api_key:
         raise ApiError(401, "api_key_missing", "send the hospital's API key in X-API-Key")
-    code = hospital_for_api_key(services, x_api_key)
+    code = services.hospitals.for_api_key(x_api_key)
     if code is None:
         raise ApiError(401, "api_key_invalid", "this API key belongs to no hospital")
     return code
@@ -62,7 +140,7 @@ def staff_member(
 ) -> Staff:
     """The member of staff whose bearer token is in ``Authorization`` (401 otherwise)."""
     given = bearer_token(authorization)
-    staff = staff_for_token(services, given) if given else None
+    staff = services.staff_tokens.staff_for(given) if given else None
     if staff is None:
         raise ApiError(
             401, "staff_token_invalid", "this needs a staff token (payer, auditor, admin)"
@@ -112,11 +190,10 @@ def invoice_reader(
     """Whoever the headers name (401 when they name nobody): invoices are read by their
     hospital, staff and their patient; to anyone else they do not exist (404)."""
     from api.identity.citizens import citizen_for_token
-    from api.identity.hospitals import hospital_for_api_key
 
-    hospital = hospital_for_api_key(services, x_api_key) if x_api_key else None
+    hospital = services.hospitals.for_api_key(x_api_key) if x_api_key else None
     token = bearer_token(authorization)
-    staff = staff_for_token(services, token) if token else None
+    staff = services.staff_tokens.staff_for(token) if token else None
     citizen = citizen_for_token(services, token) if token and staff is None else None
     if hospital is None and staff is None and citizen is None:
         raise ApiError(401, "not_authenticated", "send a hospital's X-API-Key or a bearer token")

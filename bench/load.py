@@ -55,7 +55,6 @@ from api.demo.seed import (
     register_demo_hospitals,
     shifted,
 )
-from api.identity.staff import issue_token
 from api.read.invoices import payload_of, rows_by_id
 from api.settings import Settings
 from verifier.canonical import invoice_id
@@ -182,7 +181,7 @@ def _setup(settings: Settings, every: int, seed: int) -> dict[str, Any]:
         with services.sessions() as db:
             rows = rows_by_id(db, [_id(dataset, i) for i in stored])
         qr = [encode_payload(payload_of(services.domain, row)) for row in rows.values()]
-        reviewer = issue_token(services, "load-desk", "payer", "basic")
+        reviewer = services.staff_tokens.issue("load-desk", "payer", "basic")
     finally:
         services.close()
     return {

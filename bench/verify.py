@@ -21,7 +21,6 @@ from PIL import Image, ImageFilter
 
 from api.adapters.hospital_files import sign_item
 from api.bootstrap import Services, open_services
-from api.identity.hospitals import register_hospital
 from api.settings import DEV_PASSWORD, Settings
 from chain.keys import KeyStore
 from chain.model import HospitalLevel
@@ -45,8 +44,7 @@ def _ledger(data: Path) -> tuple[Services, str]:
     )
     services = open_services(settings)
     hospital_key = bytes.fromhex(ledger["hospital_key"][2:])
-    register_hospital(
-        services,
+    services.hospitals.register(
         ledger["hospital"],
         "bench",
         HospitalLevel.TERTIARY,

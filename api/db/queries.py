@@ -4,7 +4,11 @@ its log leaf."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from chain.model import InvoiceLeaf
 
@@ -54,3 +58,8 @@ def invoice_status(row: _StatusColumns) -> InvoiceStatus:
 def leaf_of(row: _LeafColumns) -> InvoiceLeaf:
     """The log leaf of an invoice row (an ORM row or a row of these four columns)."""
     return InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
+
+
+def dialect_insert(db: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE (PostgreSQL and SQLite)."""
+    return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -16,7 +16,6 @@ from typing import Any
 
 from api.bootstrap import Services
 from api.demo import data as demo_data
-from api.identity.hospitals import register_hospital
 
 KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 API_KEYS_FILE = "demo-api-keys.json"
@@ -73,8 +72,7 @@ def register_demo_hospitals(services: Services, dataset: demo_data.DemoDataset) 
     keys = {}
     for hospital in dataset.hospitals:
         if services.registry.hospital(hospital.code) is None:
-            keys[hospital.code] = register_hospital(
-                services,
+            keys[hospital.code] = services.hospitals.register(
                 hospital.code,
                 hospital.name,
                 hospital.level,
@@ -116,7 +114,7 @@ def seed_demo(
             "demo data only in development: its hospital keys are public and its citizens "
             "share one known password"
         )
-    if services.log.size:
+    if services.ledger.log_size():
         return 0
     dataset = demo_data.generate(seed, preset)
     last = max(inv.issued_at for inv in dataset.invoices).astimezone(demo_data.TZ).date()
@@ -147,10 +145,8 @@ def seed_demo(
             if result.refusals:
                 raise RuntimeError(f"demo invoice refused: {result.refusals[0]}")
             added += len(result.receipts)
-        with services.lock:  # as the background loop would between uploads
-            services.anchoring.run_once()
-    with services.lock:
-        services.anchoring.run_once(force=True)
+        services.anchoring.run_once()  # as the background loop would between uploads
+    services.anchoring.run_once(force=True)
     return added
 
 

@@ -11,29 +11,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import models
 from api.db.queries import leaf_of
-from chain.ledger import Ledger
+from api.flows import ports
 from chain.model import Checkpoint
-from chain.sequencer import Sequencer
 
 
 class AnchorService:
-    """The database side of the sequencer."""
+    """The database side of the sequencer: the outbox into the log, the chain's checkpoints
+    into the database."""
 
-    def __init__(self, sessions: sessionmaker[Session], sequencer: Sequencer) -> None:
-        self._sessions = sessions
-        self.sequencer = sequencer
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.sequencer.ledger
+    def __init__(
+        self,
+        uow: ports.UnitOfWork,
+        ledger: ports.Ledger,
+        clock: ports.Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._uow = uow
+        self._ledger = ledger
+        self._clock = clock
 
     def drain(self, limit: int = 5000) -> int:
         """Appends up to ``limit`` pending outbox entries to the log; returns how many."""
-        with self._sessions() as session:
+        with self._uow() as session:
             rows = session.execute(
                 select(
                     models.Outbox.id,
@@ -50,8 +51,8 @@ class AnchorService:
             if not rows:
                 return 0
             leaves = [leaf_of(r) for r in rows]
-            indexes = self.sequencer.append(leaves)
-            now = datetime.now(UTC)
+            indexes = self._ledger.append(leaves)
+            now = self._clock()
             session.execute(
                 update(models.Invoice),
                 [
@@ -65,7 +66,7 @@ class AnchorService:
 
     def anchor_if_due(self, force: bool = False) -> Checkpoint | None:
         """Anchors a checkpoint when one is due (or ``force``) and records it."""
-        checkpoint = self.sequencer.anchor() if force else self.sequencer.anchor_if_due()
+        checkpoint = self._ledger.anchor(force=force)
         self.sync_checkpoints()
         return checkpoint
 
@@ -81,14 +82,14 @@ class AnchorService:
     def sync_checkpoints(self) -> None:
         """Records every checkpoint on chain that the database does not have yet, and marks
         the invoices each one covers."""
-        with self._sessions() as session:
+        with self._uow() as session:
             known = (
                 session.scalar(
                     select(models.Checkpoint.size).order_by(models.Checkpoint.size.desc()).limit(1)
                 )
                 or 0
             )
-            latest = self.sequencer.anchored()
+            latest = self._ledger.anchored()
             if latest is None or latest.size <= known:
                 return
             from_block = (
@@ -99,7 +100,7 @@ class AnchorService:
                 )
                 or 0
             )
-            for event in self.ledger.events(from_block, name="CheckpointAnchored"):
+            for event in self._ledger.events(from_block, name="CheckpointAnchored"):
                 size = event.args["size"]
                 if size <= known:
                     continue
@@ -110,7 +111,7 @@ class AnchorService:
                         tx_hash=event.tx_hash,
                         block_number=event.block_number,
                         anchored_at=datetime.fromtimestamp(
-                            self.ledger.backend.block_timestamp(event.block_number), UTC
+                            self._ledger.block_timestamp(event.block_number), UTC
                         ),
                     )
                 )

@@ -30,6 +30,7 @@ from api.adapters.workers import WorkerPool
 from api.db import models
 from api.db.queries import chunks
 from api.identity.staff import record
+from api.refusals import Conflict, Forbidden, Invalid, Refused
 from verifier.canonical import (
     Domain,
     SignatureInvalid,
@@ -64,7 +65,11 @@ class Refusal:
     reference: str
     code: str  # invalid_invoice, bad_signature, unknown_signer, wrong_hospital, ...
     problems: tuple[Problem, ...]
-    status: int = 422
+    kind: type[Refused] = Invalid  # Conflict for a duplicate, Forbidden for another's invoice
+
+    def as_refused(self) -> Refused:
+        """This refusal as the domain's refusal of its kind (the first problem its message)."""
+        return self.kind(self.code, self.problems[0].reason if self.problems else self.code)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -195,9 +200,14 @@ def _flatten(
 
 
 def _refuse(
-    index: int, reference: str, code: str, path: str, reason: str, status: int = 422
+    index: int,
+    reference: str,
+    code: str,
+    path: str,
+    reason: str,
+    kind: type[Refused] = Invalid,
 ) -> Refusal:
-    return Refusal(index, reference, code, (Problem(path, reason),), status)
+    return Refusal(index, reference, code, (Problem(path, reason),), kind)
 
 
 def _prepare_one(
@@ -334,7 +344,7 @@ class IngestService:
                     "duplicate_in_batch",
                     "invoice",
                     f"same bill code and number as item {seen[prepared.invoice_id]}",
-                    409,
+                    Conflict,
                 )
             if refusal is not None:
                 result.refusals.append(refusal)
@@ -357,7 +367,7 @@ class IngestService:
                 "wrong_hospital",
                 "invoice.hospital",
                 f"{p.hospital} is not the uploading hospital {hospital}",
-                403,
+                Forbidden,
             )
         # A key whose revocation is recorded signs nothing new, whatever the issue time it
         # writes: what is uploaded now is anchored after the revocation (a thief backdates).
@@ -407,7 +417,7 @@ class IngestService:
                             "invoice",
                             "an invoice with this bill code and number was accepted earlier with "
                             "different content",
-                            409,
+                            Conflict,
                         )
                     )
             try:
@@ -508,6 +518,20 @@ class IngestService:
         session.execute(
             insert(models.Outbox), [{"invoice_id": p.invoice_id, "created_at": now} for p in new]
         )
+
+
+def csv_items(text: str) -> list[dict[str, Any]]:
+    """The items of a CSV batch (docs/invoice-format.md), one per row. Raises ``Invalid``
+    (``invalid_csv``) when the file cannot be read or holds no item or more than 5,000."""
+    from api.adapters.hospital_files import read_csv_batch
+
+    try:
+        items = read_csv_batch(text)
+    except (ValueError, KeyError) as exc:
+        raise Invalid("invalid_csv", f"the CSV cannot be read: {exc}") from None
+    if not items or len(items) > 5000:
+        raise Invalid("invalid_csv", "a CSV batch holds 1 to 5,000 invoices")
+    return items
 
 
 def receipt_of(row: models.Invoice, duplicate: bool = False) -> Receipt:

@@ -15,21 +15,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.adapters.metrics import VERIFICATIONS
+from api.adapters.registry import RegistryCache
 from api.db import models
-from api.db.queries import chunks
+from api.db.queries import chunks, dialect_insert
+from api.flows import ports
+from api.refusals import TooLarge
 from chain.model import InvoiceLedgerState
+from verifier.canonical import Domain
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
 if TYPE_CHECKING:
-    from api.bootstrap import Services
     from verifier.decode import ImageLimits
 
 
@@ -38,24 +39,26 @@ class ServiceFacts:
 
     def __init__(
         self,
-        services: Services,
+        uow: ports.UnitOfWork,
+        ledger: ports.Ledger,
         rows: Mapping[bytes, models.Invoice] | None = None,
         roots: dict[int, bytes] | None = None,
     ) -> None:
-        self._services = services
+        self._uow = uow
+        self._ledger = ledger
         self._rows = rows or {}  # rows the caller loaded already
         self._roots = {} if roots is None else roots  # anchored roots never change: cache them
 
     def with_rows(self, rows: Mapping[bytes, models.Invoice]) -> ServiceFacts:
         """These facts, reading the given invoice rows instead of loading them again."""
-        return ServiceFacts(self._services, rows, self._roots)
+        return ServiceFacts(self._uow, self._ledger, rows, self._roots)
 
     def resolve_bill(self, bill_code: str, bill_number: str, check_code: str) -> bytes | None:
         """The invoice of this bill code and number (of any hospital) whose check code is
         ``check_code``. Every candidate is compared, in constant time; should two hospitals
         carry the same check code too, the one received first is the answer, so that a copy
         uploaded after the genuine bill cannot take its place."""
-        with self._services.sessions() as db:
+        with self._uow() as db:
             candidates = db.execute(
                 select(models.Invoice.invoice_id, models.Invoice.check_code)
                 .where(
@@ -71,17 +74,15 @@ class ServiceFacts:
         return found
 
     def anchored_record(self, invoice_id: bytes) -> AnchoredRecord | None:
-        services = self._services
         row = self._rows.get(invoice_id)
         if row is None:
-            with services.sessions() as db:
+            with self._uow() as db:
                 row = db.get(models.Invoice, invoice_id)
         if row is None:
             return None
         proof: tuple[bytes, ...] = ()
         if row.leaf_index is not None and row.checkpoint_size is not None:
-            with services.lock:
-                proof = tuple(services.log.inclusion_proof(row.leaf_index, row.checkpoint_size))
+            proof = tuple(self._ledger.inclusion_proof(row.leaf_index, row.checkpoint_size))
         return AnchoredRecord(
             bill_code=row.bill_code,
             bill_number=row.bill_number,
@@ -100,16 +101,14 @@ class ServiceFacts:
     def checkpoint_root(self, size: int) -> bytes | None:
         root = self._roots.get(size)
         if root is None:
-            with self._services.lock:
-                checkpoint = self._services.session.ledger.checkpoint(size)
+            checkpoint = self._ledger.checkpoint(size)
             if checkpoint is None:
                 return None
             root = self._roots[size] = checkpoint.root
         return root
 
     def claim_state(self, invoice_id: bytes) -> InvoiceLedgerState:
-        with self._services.lock:
-            return self._services.session.ledger.claim_state(invoice_id)
+        return self._ledger.claim_state(invoice_id)
 
 
 def photo_reader(
@@ -135,19 +134,26 @@ def photo_reader(
 
 
 def refuse_oversized_photo(data: bytes, limits: ImageLimits) -> None:
-    """Raises ``ApiError`` 413 (``image_too_many_pixels``, ``image_side_too_long`` or
+    """Raises ``TooLarge`` (``image_too_many_pixels``, ``image_side_too_long`` or
     ``image_too_many_bytes``) when the photo's header claims more than ``limits``, before a
     pixel is decoded; other bytes pass: the verification reads them and says what is wrong."""
-    from api.errors import ApiError
     from verifier.decode import ImageTooLarge, open_photo
     from verifier.qr import QrImageUnreadable
 
     try:
         open_photo(data, limits)
     except ImageTooLarge as exc:
-        raise ApiError(413, exc.code, exc.reason, **exc.details()) from None
+        raise TooLarge(exc.code, exc.reason, **exc.details()) from None
     except QrImageUnreadable:
         pass
+
+
+class FailureGate(Protocol):
+    """What the verification asks of the failed-attempt limits
+    (``api.flows.verify_failures.FailedAttempts``); both raise its ``VerificationRefused``."""
+
+    def admit(self, asker: str) -> None: ...
+    def judge(self, asker: str | None, verdict: Verdict) -> None: ...
 
 
 class VerificationService:
@@ -155,20 +161,22 @@ class VerificationService:
     invoice, and failed attempts apart (``failures``)."""
 
     def __init__(
-        self, services: Services, read_image: Callable[[bytes], list[str]] | None = None
+        self,
+        uow: ports.UnitOfWork,
+        ledger: ports.Ledger,
+        registry: RegistryCache,
+        domain: Domain,
+        failures: FailureGate,
+        read_image: Callable[[bytes], list[str]],
+        clock: ports.Clock = lambda: datetime.now(UTC),
     ) -> None:
-        self._services = services
-        self._facts = ServiceFacts(services)
-        self._read_image = read_image or photo_reader(services.settings.image_limits())
-        from api.flows.verify_failures import FailedAttempts  # which uses this module's helpers
-
-        settings = services.settings
-        self.failures = FailedAttempts(
-            services.sessions,
-            settings.verify_failures_per_minute,
-            settings.verify_failures_burst,
-            settings.verify_bill_failures_per_hour,
-        )
+        self._uow = uow
+        self._registry = registry
+        self._domain = domain
+        self._facts = ServiceFacts(uow, ledger)
+        self._read_image = read_image
+        self._clock = clock
+        self.failures = failures
 
     def verify(
         self, source: bytes | str | Reference, *, asker: str | None = None, staff: bool = False
@@ -181,15 +189,14 @@ class VerificationService:
         client's address, a citizen) and the bill; raises ``VerificationRefused`` when either
         has used up its failed attempts (``api.flows.verify_failures``). Staff are neither
         counted nor limited."""
-        services = self._services
         if not staff and asker is not None:
             self.failures.admit(asker)
-        services.registry.refresh()
+        self._registry.refresh()
         verdict = verify(
             source,
-            judge=services.registry,
+            judge=self._registry,
             facts=self._facts,
-            domain=services.domain,
+            domain=self._domain,
             read_image=self._read_image,
         )
         VERIFICATIONS.labels(_outcome(verdict)).inc()
@@ -198,7 +205,7 @@ class VerificationService:
         if not verdict.valid or verdict.invoice_id is None:
             return verdict, None
         if staff:
-            with services.sessions() as db:
+            with self._uow() as db:
                 return verdict, self.counts_of(db, [verdict.invoice_id])[verdict.invoice_id]
         return verdict, self._count(verdict.invoice_id)
 
@@ -207,15 +214,14 @@ class VerificationService:
     ) -> list[Verdict]:
         """The verdicts of several sources, reading the invoice ``rows`` the caller loaded;
         not counted: the caller counts them with :meth:`add_counts` in its own transaction."""
-        services = self._services
-        services.registry.refresh()
+        self._registry.refresh()
         facts = self._facts.with_rows(rows)
         verdicts = [
             verify(
                 source,
-                judge=services.registry,
+                judge=self._registry,
                 facts=facts,
-                domain=services.domain,
+                domain=self._domain,
                 read_image=self._read_image,
             )
             for source in sources
@@ -257,8 +263,8 @@ class VerificationService:
         return counts
 
     def _count(self, invoice_id: bytes) -> int:
-        now = datetime.now(UTC)
-        with self._services.sessions() as db:
+        now = self._clock()
+        with self._uow() as db:
             statement = dialect_insert(db)(models.Verification).values(
                 invoice_id=invoice_id, count=1, last_at=now
             )
@@ -270,11 +276,6 @@ class VerificationService:
             )
             db.commit()
             return int(count or 0)
-
-
-def dialect_insert(db: Session) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT DO UPDATE (PostgreSQL and SQLite)."""
-    return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _outcome(verdict: Verdict) -> str:

@@ -26,7 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import models
-from api.flows.verify import RateLimiter, dialect_insert
+from api.db.queries import dialect_insert
+from api.flows.verify import RateLimiter
 from verifier.pipeline import Verdict
 
 HOUR_SECONDS = 3600

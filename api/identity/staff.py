@@ -15,17 +15,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import models
-
-if TYPE_CHECKING:
-    from api.bootstrap import Services
+from api.flows import ports
+from api.refusals import Conflict, Invalid, NotFound
 
 TOKEN_PREFIX = "zcs_"
 Role = Literal["admin", "payer", "auditor"]
@@ -52,55 +54,73 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def issue_token(services: Services, name: str, role: Role, payer: str | None) -> str:
-    """A new staff token (shown once); ``payer`` for the role "payer" only."""
-    if role == "payer" and payer not in services.session.payers:
-        raise ValueError(f"no payer {payer!r}")
-    if role != "payer" and payer is not None:
-        raise ValueError("only a payer's staff belong to a payer")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with services.sessions() as db:
-        db.add(
-            models.StaffToken(
-                token_hash=_digest(token),
-                name=name,
-                role=role,
-                payer=payer,
-                created_at=datetime.now(UTC),
+class StaffTokens:
+    """The staff tokens the authority issues and revokes, and whom a bearer token names."""
+
+    def __init__(
+        self,
+        uow: ports.UnitOfWork,
+        admin_token: SecretStr,
+        payers: Sequence[str],
+        clock: ports.Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._uow = uow
+        self._admin_token = admin_token
+        self._payers = tuple(payers)
+        self._clock = clock
+
+    def issue(self, name: str, role: Role, payer: str | None) -> str:
+        """A new staff token (shown once); ``payer`` for the role "payer" only. Raises
+        ``Invalid`` (``staff_invalid``) for a payer that is not one, or given to another role,
+        and ``Conflict`` (``staff_exists``) when a token of that name exists."""
+        if role == "payer" and payer not in self._payers:
+            raise Invalid("staff_invalid", f"no payer {payer!r}")
+        if role != "payer" and payer is not None:
+            raise Invalid("staff_invalid", "only a payer's staff belong to a payer")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self._uow() as db:
+                db.add(
+                    models.StaffToken(
+                        token_hash=_digest(token),
+                        name=name,
+                        role=role,
+                        payer=payer,
+                        created_at=self._clock(),
+                    )
+                )
+                record(db, "admin:authority", "staff_token_issued", name, role=role, payer=payer)
+                db.commit()
+        except IntegrityError:
+            raise Conflict("staff_exists", f"a token named {name!r} exists") from None
+        return token
+
+    def revoke(self, name: str, actor: str) -> None:
+        """Revokes the staff token named ``name`` at once. Raises ``NotFound``
+        (``staff_not_found``) when there is no live one of that name."""
+        with self._uow() as db:
+            row = db.scalar(select(models.StaffToken).where(models.StaffToken.name == name))
+            if row is None or row.revoked_at is not None:
+                raise NotFound("staff_not_found", f"no live staff token named {name!r}")
+            row.revoked_at = self._clock()
+            record(db, actor, "staff_token_revoked", name, role=row.role, payer=row.payer)
+            db.commit()
+
+    def staff_for(self, token: str) -> Staff | None:
+        """The member of staff a bearer token belongs to, or None."""
+        admin = self._admin_token.get_secret_value()
+        if hmac.compare_digest(token.encode(), admin.encode()):
+            return Staff("admin", "authority")
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        with self._uow() as db:
+            row = db.scalar(
+                select(models.StaffToken).where(models.StaffToken.token_hash == _digest(token))
             )
-        )
-        record(db, "admin:authority", "staff_token_issued", name, role=role, payer=payer)
-        db.commit()
-    return token
-
-
-def revoke_token(services: Services, name: str, actor: str) -> bool:
-    """Revokes the staff token named ``name`` at once; False when there is none to revoke."""
-    with services.sessions() as db:
-        row = db.scalar(select(models.StaffToken).where(models.StaffToken.name == name))
         if row is None or row.revoked_at is not None:
-            return False
-        row.revoked_at = datetime.now(UTC)
-        record(db, actor, "staff_token_revoked", name, role=row.role, payer=row.payer)
-        db.commit()
-    return True
-
-
-def staff_for_token(services: Services, token: str) -> Staff | None:
-    """The member of staff a bearer token belongs to, or None."""
-    admin = services.settings.admin_token.get_secret_value()
-    if hmac.compare_digest(token.encode(), admin.encode()):
-        return Staff("admin", "authority")
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    with services.sessions() as db:
-        row = db.scalar(
-            select(models.StaffToken).where(models.StaffToken.token_hash == _digest(token))
-        )
-    if row is None or row.revoked_at is not None:
-        return None
-    role: Role = "payer" if row.role == "payer" else "auditor"
-    return Staff(role, row.name, row.payer)
+            return None
+        role: Role = "payer" if row.role == "payer" else "auditor"
+        return Staff(role, row.name, row.payer)
 
 
 def record(db: Session, actor: str, action: str, subject: str, **detail: Any) -> None:
@@ -112,8 +132,14 @@ def record(db: Session, actor: str, action: str, subject: str, **detail: Any) ->
     )
 
 
-def log_change(services: Services, actor: str, action: str, subject: str, **detail: Any) -> None:
-    """Writes one audit log entry in its own transaction."""
-    with services.sessions() as db:
-        record(db, actor, action, subject, **detail)
-        db.commit()
+class AuditLog:
+    """The audit log, written outside a caller's own transaction."""
+
+    def __init__(self, uow: ports.UnitOfWork) -> None:
+        self._uow = uow
+
+    def log_change(self, actor: str, action: str, subject: str, **detail: Any) -> None:
+        """Writes one audit log entry in its own transaction."""
+        with self._uow() as db:
+            record(db, actor, action, subject, **detail)
+            db.commit()

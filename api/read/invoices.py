@@ -1,4 +1,5 @@
-"""Reading stored invoices back into the verifier's model."""
+"""Reading stored invoices: by id or reference, their status and inclusion proofs, and back
+into the verifier's model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import models
-from api.db.queries import chunks
+from api.db.queries import InvoiceStatus, chunks, invoice_status, leaf_of
+from api.flows import ports
+from api.refusals import Conflict, Invalid, NotFound
+from chain.model import Checkpoint
 from verifier.canonical import Domain, invoice_id
 from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
 from verifier.qr import VERSION, QrPayload
@@ -234,3 +238,115 @@ def _invoice(row: models.Invoice, lines: tuple[DetailLine, ...]) -> Invoice:
         patient_paid=row.patient_paid,
         lines=lines,
     )
+
+
+Readable = Callable[[models.Invoice], bool]
+"""Whether the one asking may read an invoice row (its hospital, staff, its patient)."""
+
+
+def find_invoice(db: Session, key: str, may_read: Readable | None = None) -> models.Invoice:
+    """An invoice by its id (0x + 64 hex) or reference (``HOSPITAL:BILLCODE-BILLNUMBER``, or a
+    bare ``BILLCODE-BILLNUMBER`` among those ``may_read`` admits, else among everybody's);
+    when ``may_read`` is given, only one it admits (others are as unknown as an unknown one).
+
+    Raises ``Invalid`` (``invalid_invoice_key``) for a key that is none of these,
+    ``Conflict`` (``invoice_key_ambiguous``) when a bare reference names several, and
+    ``NotFound`` (``invoice_not_found``)."""
+    named = invoice_key(key)
+    if named is None:
+        raise Invalid(
+            "invalid_invoice_key",
+            "use the invoice id (0x + 64 hex digits), HOSPITAL:BILLCODE-BILLNUMBER or "
+            "BILLCODE-BILLNUMBER",
+        )
+    row: models.Invoice | None
+    if isinstance(named, BillReference):
+        try:
+            row = own_invoice(rows_by_bill(db, [named])[named], may_read or (lambda _: True))
+        except InvoiceKeyAmbiguous as exc:
+            raise Conflict("invoice_key_ambiguous", str(exc), count=exc.count) from None
+    else:
+        row = db.get(models.Invoice, named)
+    if row is None or (may_read is not None and not may_read(row)):
+        raise NotFound("invoice_not_found", f"no invoice {key}")
+    return row
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice's stored header and where it is: pending, anchored (its checkpoint's
+    transaction), voided."""
+
+    row: models.Invoice
+    status: InvoiceStatus
+    checkpoint_tx: bytes | None
+
+
+@dataclass(frozen=True)
+class InclusionView:
+    """An invoice's leaf and its RFC 9162 inclusion proof against an anchored checkpoint."""
+
+    row: models.Invoice
+    leaf_index: int
+    checkpoint: Checkpoint
+    leaf_entry: bytes
+    leaf_hash: bytes
+    proof: list[bytes]
+
+
+class InvoiceReads:
+    """Invoices as their hospital, staff and their patient read them."""
+
+    def __init__(self, uow: ports.UnitOfWork, ledger: ports.Ledger) -> None:
+        self._uow = uow
+        self._ledger = ledger
+
+    def find(self, key: str, may_read: Readable | None = None) -> models.Invoice:
+        """:func:`find_invoice` in its own session."""
+        with self._uow() as db:
+            return find_invoice(db, key, may_read)
+
+    def view(self, key: str, may_read: Readable | None = None) -> InvoiceView:
+        """The invoice named by ``key`` with its status (raises as :func:`find_invoice`)."""
+        with self._uow() as db:
+            row = find_invoice(db, key, may_read)
+            tx = None
+            if row.checkpoint_size is not None:
+                tx = db.scalar(
+                    select(models.Checkpoint.tx_hash).where(
+                        models.Checkpoint.size == row.checkpoint_size
+                    )
+                )
+        return InvoiceView(row, invoice_status(row), tx)
+
+    def inclusion(
+        self, key: str, may_read: Readable | None = None, checkpoint: int | None = None
+    ) -> InclusionView:
+        """The inclusion proof of the invoice against checkpoint ``checkpoint`` (the latest by
+        default). Raises as :func:`find_invoice`, ``Conflict`` (``invoice_not_anchored``,
+        ``invoice_not_in_checkpoint``) and ``NotFound`` (``checkpoint_not_found``)."""
+        row = self.find(key, may_read)
+        if row.leaf_index is None or row.checkpoint_size is None:
+            raise Conflict("invoice_not_anchored", "the invoice is not anchored yet; retry soon")
+        cp = self._ledger.checkpoint(checkpoint) if checkpoint else self._ledger.anchored()
+        if cp is None:
+            raise NotFound("checkpoint_not_found", f"no checkpoint of size {checkpoint}")
+        if row.leaf_index >= cp.size:
+            raise Conflict(
+                "invoice_not_in_checkpoint",
+                f"the invoice is leaf {row.leaf_index}, after checkpoint {cp.size}",
+            )
+        proof = self._ledger.inclusion_proof(row.leaf_index, cp.size)
+        leaf_hash = self._ledger.leaf_hash(row.leaf_index)
+        return InclusionView(row, row.leaf_index, cp, leaf_of(row).entry(), leaf_hash, proof)
+
+    def of_hospital(self, hospital: str, limit: int) -> list[InvoiceView]:
+        """The hospital's own invoices, newest first, with their status (no transaction)."""
+        with self._uow() as db:
+            rows = db.scalars(
+                select(models.Invoice)
+                .where(models.Invoice.hospital == hospital)
+                .order_by(models.Invoice.received_at.desc(), models.Invoice.bill_number.desc())
+                .limit(limit)
+            ).all()
+        return [InvoiceView(row, invoice_status(row), None) for row in rows]

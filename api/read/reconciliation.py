@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.bootstrap import Services
 from api.db import models
 from api.db.queries import leaf_of
+from api.flows import ports
 from chain import merkle
+from chain.abi import Event
 
 
 @dataclass
@@ -41,9 +42,21 @@ class Reconciliation:
         return {"consistent": self.consistent, **self.__dict__}
 
 
-def reconcile(services: Services) -> Reconciliation:
+class Reconciler:
+    """The database against the chain (see the module's docstring)."""
+
+    def __init__(self, uow: ports.UnitOfWork, ledger: ports.Ledger) -> None:
+        self._uow = uow
+        self._ledger = ledger
+
+    def reconcile(self) -> Reconciliation:
+        """Every checkpoint, payment and paid amount compared; what differs is listed."""
+        return _reconcile(self._uow, self._ledger)
+
+
+def _reconcile(uow: ports.UnitOfWork, ledger: ports.Ledger) -> Reconciliation:
     result = Reconciliation()
-    with services.sessions() as db:
+    with uow() as db:
         rows = db.execute(
             select(
                 models.Invoice.leaf_index,
@@ -74,8 +87,7 @@ def reconcile(services: Services) -> Reconciliation:
     levels = merkle.MerkleLevels(entries) if entries else None
     # Leaves 0..contiguous-1 are all in the database; a checkpoint beyond that cannot match.
     contiguous = next((i for i, r in enumerate(rows) if r.leaf_index != i), len(rows))
-    with services.lock:
-        events = services.session.ledger.events(name="CheckpointAnchored")
+    events = ledger.events(name="CheckpointAnchored")
     for event in events:
         size, root = event.args["size"], event.args["root"]
         result.checkpoints_checked += 1
@@ -101,21 +113,20 @@ def reconcile(services: Services) -> Reconciliation:
                 }
             )
     if result.checkpoint_mismatches:
-        result.changed_invoices = _changed_invoices(services, rows, events)
-    _compare_payments(services, result, claims)
+        result.changed_invoices = _changed_invoices(ledger, rows, events)
+    _compare_payments(ledger, result, claims)
     return result
 
 
-def _compare_payments(services: Services, result: Reconciliation, claims: Sequence[Any]) -> None:
+def _compare_payments(ledger: ports.Ledger, result: Reconciliation, claims: Sequence[Any]) -> None:
     """Payments from both sides, claim by claim (invoice and payer), then invoice by invoice.
 
     A claim is compared when the database has its payment or the chain has settled it; the
     claim is taken as paid in flight (listed, not a mismatch) when it is ``settling`` and the
     chain paid it: settlement records the payment as soon as the transaction returns, and the
     next settlement round does so after a crash."""
-    with services.lock:
-        events = services.session.ledger.events(name="InvoiceSettled")
-        payers = {account.address: name for name, account in services.session.payers.items()}
+    events = ledger.events(name="InvoiceSettled")
+    payers = {ledger.payer_address(name): name for name in ledger.payers}
     on_chain: dict[tuple[bytes, str], int] = defaultdict(int)
     for event in events:
         payer = payers.get(event.args["payer"], event.args["payer"])
@@ -145,8 +156,7 @@ def _compare_payments(services: Services, result: Reconciliation, claims: Sequen
             }
         )
     for invoice_id, amount in sorted(database_paid.items()):
-        with services.lock:
-            paid = services.session.ledger.claim_state(invoice_id).paid
+        paid = ledger.claim_state(invoice_id).paid
         if paid != amount:
             result.payment_mismatches.append(
                 {
@@ -171,22 +181,21 @@ def _why(claimed: bool, database_paid: int | None, chain_paid: int | None) -> st
 
 
 def _changed_invoices(
-    services: Services, rows: Sequence[Any], events: Sequence[Any]
+    ledger: ports.Ledger, rows: Sequence[Any], events: Sequence[Event]
 ) -> list[dict[str, Any]]:
     """Which invoices differ from what was anchored: the log's leaves up to the latest
     checkpoint whose root the log reproduces (so the log is what the chain anchored there)
     compared with the leaves recomputed from the database, and the leaves the database lost."""
-    with services.lock:
-        log = services.log
-        trusted = max(
-            (
-                e.args["size"]
-                for e in events
-                if e.args["size"] <= log.size and log.root(e.args["size"]) == e.args["root"]
-            ),
-            default=0,
-        )
-        anchored = log.entries(0, trusted)
+    size = ledger.log_size()  # the log only grows: a root read below this size stays true
+    trusted = max(
+        (
+            e.args["size"]
+            for e in events
+            if e.args["size"] <= size and ledger.log_root(e.args["size"]) == e.args["root"]
+        ),
+        default=0,
+    )
+    anchored = ledger.log_entries(0, trusted)
     mine = {r.leaf_index: r for r in rows}
     changed = []
     for index, (invoice_id, entry) in enumerate(anchored):

@@ -9,21 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
-from sqlalchemy.exc import IntegrityError
 
-from api.deps import AdminDep, ServicesDep
-from api.errors import ApiError
-from api.identity.hospitals import (
-    KeyChange,
-    UnknownHospital,
-    register_hospital,
-    revoke_api_key,
-    revoke_signing_key,
-    rotate_api_key,
-    rotate_signing_key,
-)
-from api.identity.staff import issue_token, log_change, revoke_token
-from chain.model import HospitalLevel
+from api.deps import AdminDep, HospitalsDep, StaffTokensDep
+from chain.model import HospitalKey, HospitalLevel
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -51,36 +39,23 @@ class HospitalRegistered(BaseModel):
 
 @router.post("/hospitals", status_code=201, response_model=HospitalRegistered)
 def register(
-    services: ServicesDep, admin: AdminDep, body: HospitalRegistration
+    hospitals: HospitalsDep, admin: AdminDep, body: HospitalRegistration
 ) -> HospitalRegistered:
     """Registers a hospital's signing key on chain and issues its upload API key (shown once)."""
     from eth_utils.address import to_checksum_address
 
-    api_key = register_hospital(
-        services,
+    api_key = hospitals.register(
         body.code,
         body.name,
         HospitalLevel[body.level.upper()],
         to_checksum_address(body.signer),
         body.valid_from,
-    )
-    log_change(
-        services,
-        admin.actor,
-        "hospital_registered",
-        body.code,
-        level=body.level,
-        signer=to_checksum_address(body.signer),
-        valid_from=body.valid_from.isoformat(),
+        actor=admin.actor,
     )
     return HospitalRegistered(hospital=body.code, api_key=api_key)
 
 
 HospitalCode = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,32}$")]
-
-
-def _unknown(code: str) -> ApiError:
-    return ApiError(404, "hospital_not_found", f"no hospital {code!r}")
 
 
 class KeyRotation(BaseModel):
@@ -114,10 +89,9 @@ class SigningKeyPublic(BaseModel):
     )
 
     @classmethod
-    def of(cls, change: KeyChange) -> SigningKeyPublic:
-        key = change.key
+    def of(cls, hospital: str, key: HospitalKey) -> SigningKeyPublic:
         return cls(
-            hospital=change.hospital,
+            hospital=hospital,
             key_index=key.index,
             signer=key.signer,
             valid_from=key.valid_from,
@@ -128,24 +102,21 @@ class SigningKeyPublic(BaseModel):
 
 @router.post("/hospitals/{code}/keys", status_code=201, response_model=SigningKeyPublic)
 def rotate_hospital_key(
-    services: ServicesDep, admin: AdminDep, code: HospitalCode, body: KeyRotation
+    hospitals: HospitalsDep, admin: AdminDep, code: HospitalCode, body: KeyRotation
 ) -> SigningKeyPublic:
     """Rotates a hospital's signing key on chain: the new key signs from ``valid_from``, the
     current one stops then (not a compromise: what it signed before stays valid)."""
     from eth_utils.address import to_checksum_address
 
-    try:
-        change = rotate_signing_key(
-            services, code, to_checksum_address(body.signer), body.valid_from, admin.actor
-        )
-    except UnknownHospital:
-        raise _unknown(code) from None
-    return SigningKeyPublic.of(change)
+    change = hospitals.rotate_signing_key(
+        code, to_checksum_address(body.signer), body.valid_from, admin.actor
+    )
+    return SigningKeyPublic.of(change.hospital, change.key)
 
 
 @router.post("/hospitals/{code}/keys/{key_index}/revocation", response_model=SigningKeyPublic)
 def revoke_hospital_key(
-    services: ServicesDep,
+    hospitals: HospitalsDep,
     admin: AdminDep,
     code: HospitalCode,
     key_index: Annotated[int, Path(ge=0, lt=2**32)],
@@ -154,11 +125,8 @@ def revoke_hospital_key(
     """Revokes a hospital's signing key (a stolen key: backdate ``revoked_at`` to the
     compromise). From now on nothing it signs is accepted, verified or paid, whatever the issue
     time written in it; invoices anchored before stay valid if issued before ``revoked_at``."""
-    try:
-        change = revoke_signing_key(services, code, key_index, body.revoked_at, admin.actor)
-    except UnknownHospital:
-        raise _unknown(code) from None
-    return SigningKeyPublic.of(change)
+    change = hospitals.revoke_signing_key(code, key_index, body.revoked_at, admin.actor)
+    return SigningKeyPublic.of(change.hospital, change.key)
 
 
 class ApiKeyIssued(BaseModel):
@@ -168,25 +136,19 @@ class ApiKeyIssued(BaseModel):
 
 @router.post("/hospitals/{code}/api-key", status_code=201, response_model=ApiKeyIssued)
 def rotate_hospital_api_key(
-    services: ServicesDep, admin: AdminDep, code: HospitalCode
+    hospitals: HospitalsDep, admin: AdminDep, code: HospitalCode
 ) -> ApiKeyIssued:
     """Issues a new upload API key (shown once); the old one stops working at once."""
-    try:
-        api_key = rotate_api_key(services, code, admin.actor)
-    except UnknownHospital:
-        raise _unknown(code) from None
+    api_key = hospitals.rotate_api_key(code, admin.actor)
     return ApiKeyIssued(hospital=code, api_key=api_key)
 
 
 @router.delete("/hospitals/{code}/api-key", status_code=204, response_class=Response)
-def revoke_hospital_api_key(services: ServicesDep, admin: AdminDep, code: HospitalCode) -> Response:
+def revoke_hospital_api_key(
+    hospitals: HospitalsDep, admin: AdminDep, code: HospitalCode
+) -> Response:
     """Revokes the hospital's upload API key at once (404 when it has none)."""
-    try:
-        revoked = revoke_api_key(services, code, admin.actor)
-    except UnknownHospital:
-        raise _unknown(code) from None
-    if not revoked:
-        raise ApiError(404, "api_key_not_found", f"hospital {code!r} has no live API key")
+    hospitals.revoke_api_key(code, admin.actor)
     return Response(status_code=204)
 
 
@@ -204,21 +166,17 @@ class StaffIssued(BaseModel):
 
 
 @router.post("/staff", status_code=201, response_model=StaffIssued)
-def issue_staff_token(services: ServicesDep, admin: AdminDep, body: StaffRequest) -> StaffIssued:
+def issue_staff_token(
+    staff_tokens: StaffTokensDep, admin: AdminDep, body: StaffRequest
+) -> StaffIssued:
     """Issues a bearer token (shown once) for a payer's staff (that payer's review queue,
     decisions, counter claims and search) or for an auditor (read-only, every payer)."""
-    try:
-        token = issue_token(services, body.name, body.role, body.payer)
-    except ValueError as exc:
-        raise ApiError(422, "staff_invalid", str(exc)) from None
-    except IntegrityError:
-        raise ApiError(409, "staff_exists", f"a token named {body.name!r} exists") from None
+    token = staff_tokens.issue(body.name, body.role, body.payer)
     return StaffIssued(name=body.name, role=body.role, payer=body.payer, token=token)
 
 
 @router.delete("/staff/{name}", status_code=204, response_class=Response)
-def revoke_staff_token(services: ServicesDep, admin: AdminDep, name: str) -> Response:
+def revoke_staff_token(staff_tokens: StaffTokensDep, admin: AdminDep, name: str) -> Response:
     """Revokes a staff token at once (a reviewer who left, a token that leaked)."""
-    if not revoke_token(services, name, admin.actor):
-        raise ApiError(404, "staff_not_found", f"no live staff token named {name!r}")
+    staff_tokens.revoke(name, admin.actor)
     return Response(status_code=204)

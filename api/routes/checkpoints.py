@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ServicesDep
-from api.errors import ApiError
+from api.deps import LedgerReadsDep
 
 MAX_SIZE = 2**64 - 1  # tree sizes are uint64 on chain
 
@@ -29,40 +28,28 @@ class ConsistencyProofPublic(BaseModel):
 
 
 @router.get("", response_model=list[CheckpointPublic])
-def list_checkpoints(services: ServicesDep) -> list[CheckpointPublic]:
+def list_checkpoints(ledger: LedgerReadsDep) -> list[CheckpointPublic]:
     """Every checkpoint anchored on chain, oldest first (read from the contract's events)."""
-    with services.lock:
-        events = services.session.ledger.events(name="CheckpointAnchored")
     return [
         CheckpointPublic(
-            size=e.args["size"],
-            root="0x" + e.args["root"].hex(),
-            block_number=e.block_number,
-            transaction="0x" + e.tx_hash.hex(),
+            size=cp.size,
+            root="0x" + cp.root.hex(),
+            block_number=cp.block_number,
+            transaction="0x" + cp.transaction.hex(),
         )
-        for e in events
+        for cp in ledger.checkpoints()
     ]
 
 
 @router.get("/consistency", response_model=ConsistencyProofPublic)
 def consistency(
-    services: ServicesDep,
+    ledger: LedgerReadsDep,
     old: int = Query(ge=1, le=MAX_SIZE),
     new: int = Query(ge=1, le=MAX_SIZE),
 ) -> ConsistencyProofPublic:
     """RFC 9162 consistency proof between two anchored checkpoints."""
-    with services.lock:
-        ledger = services.session.ledger
-        old_cp, new_cp = ledger.checkpoint(old), ledger.checkpoint(new)
-        missing = [s for s, cp in ((old, old_cp), (new, new_cp)) if cp is None]
-        if missing:
-            raise ApiError(
-                404, "checkpoint_not_found", "no checkpoint of that size on chain", sizes=missing
-            )
-        if old > new:
-            raise ApiError(422, "old_after_new", "old must not be larger than new")
-        proof = services.log.consistency_proof(old, new)
-    assert old_cp is not None and new_cp is not None
+    found = ledger.consistency(old, new)
+    old_cp, new_cp, proof = found.old, found.new, found.proof
     return ConsistencyProofPublic(
         old_size=old,
         new_size=new,

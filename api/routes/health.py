@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from api.adapters.metrics import metrics_text, readiness
-from api.deps import ServicesDep
+from api.deps import HealthDep
 
 router = APIRouter(tags=["health"])
 
@@ -25,18 +24,17 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-def health(services: ServicesDep) -> Health:
-    with services.lock:
-        anchored = services.sequencer.anchored()
-        return Health(
-            status="ok",
-            ledger_backend=services.session.config.backend,
-            chain_id=services.session.backend.chain_id,
-            contract=services.session.ledger.address,
-            block_number=services.session.backend.block_number(),
-            log_size=services.log.size,
-            anchored_size=anchored.size if anchored else 0,
-        )
+def health(read: HealthDep) -> Health:
+    summary = read.summary()
+    return Health(
+        status="ok",
+        ledger_backend=summary.backend,
+        chain_id=summary.chain_id,
+        contract=summary.contract,
+        block_number=summary.block_number,
+        log_size=summary.log_size,
+        anchored_size=summary.anchored_size,
+    )
 
 
 @router.get("/healthz")
@@ -47,18 +45,18 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "not ready: the problems are listed"}})
-def readyz(services: ServicesDep, request: Request) -> Any:
+def readyz(read: HealthDep, request: Request) -> Any:
     """Readiness: the database answers, the ledger answers, anchoring is not behind by more
     than ``ZEROCLAIM_READY_MAX_ANCHORING_LAG`` leaves and has not stood still for longer than
     ``ZEROCLAIM_READY_MAX_ANCHORING_STALL_S`` while invoices wait, no approved claim has waited
     for settlement longer than ``ZEROCLAIM_READY_MAX_SETTLEMENT_WAIT_S``, and, where this
     process runs the sequencer loop, some worker holds the sequencer lock and has beaten
     within ``ZEROCLAIM_READY_MAX_SEQUENCER_SILENCE_S``; 503 lists what is not."""
-    state = readiness(services, getattr(request.app.state, "runs_sequencer", False))
+    state = read.readiness(getattr(request.app.state, "runs_sequencer", False))
     return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(services: ServicesDep) -> Response:
+def metrics(read: HealthDep) -> Response:
     """Prometheus text exposition (see api/adapters/metrics.py for the names)."""
-    return Response(metrics_text(services), media_type="text/plain; version=0.0.4")
+    return Response(read.metrics_text(), media_type="text/plain; version=0.0.4")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import ServicesDep
+from api.deps import LedgerReadsDep
 from chain.model import DOMAIN_NAME, DOMAIN_VERSION
 from verifier.canonical import INVOICE_TYPE
 
@@ -23,13 +23,14 @@ class LedgerInfo(BaseModel):
 
 
 @router.get("", response_model=LedgerInfo)
-def ledger_info(services: ServicesDep) -> LedgerInfo:
+def ledger_info(ledger: LedgerReadsDep) -> LedgerInfo:
     """The chain and contract every invoice signature is bound to (EIP-712 domain)."""
+    identity = ledger.identity()
     return LedgerInfo(
-        backend=services.session.config.backend,
-        chain_id=services.domain.chain_id,
-        contract=services.domain.contract,
-        authority=services.session.authority.address,
+        backend=identity.backend,
+        chain_id=identity.chain_id,
+        contract=identity.contract,
+        authority=identity.authority,
         domain_name=DOMAIN_NAME,
         domain_version=DOMAIN_VERSION,
         invoice_type=INVOICE_TYPE,

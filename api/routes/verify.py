@@ -9,11 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 from pydantic import BaseModel, Field, model_validator
 
-from api.bootstrap import Services
-from api.deps import ServicesDep, bearer_token
+from api.deps import (
+    ImageLimitsDep,
+    StaffTokensDep,
+    VerificationDep,
+    VerifyLimiterDep,
+    bearer_token,
+)
 from api.errors import ApiError, too_many_requests
+from api.flows.verify import VerificationService, refuse_oversized_photo
 from api.flows.verify_failures import VerificationRefused
-from api.identity.staff import staff_for_token
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
@@ -54,29 +59,29 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _limit(services: ServicesDep, request: Request) -> None:
-    wait = services.rate_limiter.allow(_client(request))
+def _limit(limiter: VerifyLimiterDep, request: Request) -> None:
+    wait = limiter.allow(_client(request))
     if wait > 0:
         raise too_many_requests(
             "rate_limited", f"too many verifications: retry in {wait:.0f} s", wait
         )
 
 
-def _is_staff(services: Services, authorization: str | None) -> bool:
+def _is_staff(staff_tokens: StaffTokensDep, authorization: str | None) -> bool:
     """Whether a staff token came with the verification (staff's are not counted). Anyone may
     verify: a missing or unknown token is an anonymous verification, not an error."""
     try:
         token = bearer_token(authorization)
     except ApiError:  # not a bearer token (a bare one included): anonymous
         return False
-    return token is not None and staff_for_token(services, token) is not None
+    return token is not None and staff_tokens.staff_for(token) is not None
 
 
 def _verified(
-    services: Services, source: bytes | str | Reference, client: str, staff: bool
+    verification: VerificationService, source: bytes | str | Reference, client: str, staff: bool
 ) -> VerdictPublic:
     try:
-        return _public(*services.verification.verify(source, asker=client, staff=staff))
+        return _public(*verification.verify(source, asker=client, staff=staff))
     except VerificationRefused as exc:
         raise too_many_requests(exc.code, str(exc), exc.retry_after) from None
 
@@ -96,7 +101,9 @@ def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
 
 @router.post("", response_model=VerdictPublic)
 def verify_text(
-    services: ServicesDep,
+    verification: VerificationDep,
+    limiter: VerifyLimiterDep,
+    staff_tokens: StaffTokensDep,
     request: Request,
     body: Annotated[VerifyRequest, Body()],
     authorization: Annotated[str | None, Header()] = None,
@@ -108,7 +115,7 @@ def verify_text(
     first failure. An invalid invoice is a 200 with ``valid: false``, not an error; a wrong
     check code is answered exactly as an unknown bill. Failed attempts are limited per client
     and per bill (429 ``rate_limited``, ``bill_rate_limited``)."""
-    _limit(services, request)
+    _limit(limiter, request)
     source: str | Reference
     if body.qr_text is not None:
         source = body.qr_text
@@ -117,7 +124,8 @@ def verify_text(
         source = Reference(
             body.bill_code, body.bill_number, body.check_code, body.amount_fen, body.issued_on
         )
-    return _verified(services, source, _client(request), _is_staff(services, authorization))
+    staff = _is_staff(staff_tokens, authorization)
+    return _verified(verification, source, _client(request), staff)
 
 
 @router.post(
@@ -128,19 +136,20 @@ def verify_text(
     },
 )
 async def verify_image(
-    services: ServicesDep,
+    verification: VerificationDep,
+    limiter: VerifyLimiterDep,
+    staff_tokens: StaffTokensDep,
+    image_limits: ImageLimitsDep,
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
 ) -> VerdictPublic:
     """Verifies a photo of the QR code: send the PNG or JPEG bytes as the request body."""
-    _limit(services, request)
+    _limit(limiter, request)
     data = await request.body()
     if not data:
         raise ApiError(422, "image_missing", "send the photo's bytes as the request body")
     from starlette.concurrency import run_in_threadpool
 
-    from api.flows.verify import refuse_oversized_photo
-
-    refuse_oversized_photo(data, services.settings.image_limits())  # 413 from the header
-    staff = await run_in_threadpool(_is_staff, services, authorization)
-    return await run_in_threadpool(_verified, services, data, _client(request), staff)
+    refuse_oversized_photo(data, image_limits)  # 413 from the header
+    staff = await run_in_threadpool(_is_staff, staff_tokens, authorization)
+    return await run_in_threadpool(_verified, verification, data, _client(request), staff)

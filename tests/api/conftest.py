@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from api.adapters.hospital_files import sign_item
 from api.app import create_app
 from api.bootstrap import Services, open_services
-from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.conftest import fresh_database
@@ -158,7 +157,7 @@ def world(tmp_path: Path, database_url: str | None) -> Iterator[World]:
     services = open_services(settings)
     keys = (Account.create(), Account.create())
     api_keys = [
-        register_hospital(services, code, name, HospitalLevel.TERTIARY, key.address, KEY_FROM)
+        services.hospitals.register(code, name, HospitalLevel.TERTIARY, key.address, KEY_FROM)
         for code, name, key in (
             (HOSPITAL, "衢州市人民医院", keys[0]),
             (OTHER_HOSPITAL, "江山市人民医院", keys[1]),

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DatabaseError
 
 from api.db import models
 from api.demo.seed import API_KEYS_FILE, DEMO_CITIZEN_PASSWORD
-from api.identity.staff import issue_token, log_change
 from tests.api.conftest import World
 from tests.api.test_claims import BIG_INPATIENT, DATASET, Demo, demo_world
 
@@ -63,8 +62,8 @@ class Table:
             "other_citizen": demo.sign_in(other),
             "hospital": {"X-API-Key": keys[invoice.hospital]},
             "other_hospital": {"X-API-Key": keys[DATASET.invoices[other].hospital]},
-            "payer": _bearer(issue_token(services, "basic-desk", "payer", "basic")),
-            "auditor": _bearer(issue_token(services, "audit-1", "auditor", None)),
+            "payer": _bearer(services.staff_tokens.issue("basic-desk", "payer", "basic")),
+            "auditor": _bearer(services.staff_tokens.issue("audit-1", "auditor", None)),
             "admin": _bearer("dev-admin-token"),
         }
         with services.lock:
@@ -283,7 +282,7 @@ def test_every_endpoint_against_every_role(table: Table) -> None:
 
 def test_a_payer_sees_and_decides_only_its_own_claims(table: Table) -> None:
     client, services = table.demo.client, table.demo.services
-    commercial = _bearer(issue_token(services, "commercial-desk", "payer", "commercial"))
+    commercial = _bearer(services.staff_tokens.issue("commercial-desk", "payer", "commercial"))
     basic = table.headers["payer"]
     found = client.get("/api/v1/review/claims", headers=commercial).json()
     assert found == []  # the only claim is basic insurance's
@@ -317,7 +316,7 @@ def test_changes_are_in_an_append_only_audit_log(table: Table) -> None:
 
 
 def test_the_audit_log_is_append_only_on_both_databases(world: World) -> None:
-    log_change(world.services, "admin:authority", "test", "subject", n=1)
+    world.services.audit.log_change("admin:authority", "test", "subject", n=1)
     for attempt in (
         update(models.AuditEntry).values(actor="someone else"),
         delete(models.AuditEntry),
@@ -333,7 +332,7 @@ def test_the_audit_log_is_append_only_on_both_databases(world: World) -> None:
 
 def test_a_revoked_staff_token_stops_working_at_once(table: Table) -> None:
     client, services = table.demo.client, table.demo.services
-    token = issue_token(services, "leaked-desk", "payer", "basic")
+    token = services.staff_tokens.issue("leaked-desk", "payer", "basic")
     assert client.get("/api/v1/review/queue", headers=_bearer(token)).status_code == 200
     admin = table.headers["admin"]
     assert client.delete("/api/v1/admin/staff/leaked-desk", headers=admin).status_code == 204

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from api.bootstrap import open_services
 from api.db import models
-from api.read.reconciliation import reconcile
 from api.settings import Settings
 from tests.api import killing
 
@@ -22,7 +21,6 @@ WORKER = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
     from eth_account import Account
-    from api.identity.hospitals import register_hospital
     from api.adapters.hospital_files import sign_item
     from api.bootstrap import open_services
     from api.settings import Settings
@@ -36,7 +34,7 @@ WORKER = textwrap.dedent("""
     if services.registry.hospital(HOSPITAL) is None:
         services.registry.refresh()
     if services.registry.hospital(HOSPITAL) is None:
-        register_hospital(services, HOSPITAL, "test", HospitalLevel.SECONDARY, key.address,
+        services.hospitals.register(HOSPITAL, "test", HospitalLevel.SECONDARY, key.address,
                           datetime(2024, 1, 1, tzinfo=UTC))
     start = int(sys.argv[2])
     n = start
@@ -99,6 +97,6 @@ def test_kill_at_any_moment_then_restart_anchors_each_invoice_once(
                 db.scalars(select(models.Checkpoint.size).order_by(models.Checkpoint.size))
             )
         assert recorded == sizes
-        assert reconcile(services).consistent
+        assert services.reconciliation.reconcile().consistent
     finally:
         services.close()

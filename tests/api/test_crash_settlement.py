@@ -16,7 +16,6 @@ from sqlalchemy import select
 from api.bootstrap import open_services
 from api.db import models
 from api.demo.seed import seed_demo
-from api.read.reconciliation import reconcile
 from api.settings import Settings
 from tests.api import killing
 
@@ -98,7 +97,7 @@ def test_kill_during_settlement_then_restart_pays_each_claim_once(
         on_chain = {e.args["invoice_id"]: e.args["amount"] for e in events}
         in_db = {claims[i].invoice_id: p.amount_fen for i, p in payments.items()}
         assert in_db == on_chain
-        check = reconcile(services)
+        check = services.reconciliation.reconcile()
         assert check.consistent, check.as_json()
         assert check.payments_checked == len(payments)
     finally:
@@ -130,6 +129,6 @@ def test_killed_after_the_chain_paid_and_before_the_database_knew(tmp_path: Path
         assert {e.args["invoice_id"]: e.args["amount"] for e in events} == {
             claims[i].invoice_id: fen for i, fen in payments.items()
         }
-        assert reconcile(services).consistent
+        assert services.reconciliation.reconcile().consistent
     finally:
         services.close()

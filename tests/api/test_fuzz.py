@@ -23,7 +23,6 @@ from api.app import create_app
 from api.bootstrap import open_services
 from api.demo import data as demo_data
 from api.demo.seed import DEMO_CITIZEN_PASSWORD, seed_demo
-from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api.conftest import World
@@ -54,8 +53,7 @@ def api_schema(
     seed_demo(services, end=date(2025, 1, 1))
     app = create_app(settings, services, background=False)
     app.state.services = services  # the lifespan is not run by the ASGI transport
-    hospital_key = register_hospital(
-        services,
+    hospital_key = services.hospitals.register(
         "FUZZ01",
         "测试医院",
         HospitalLevel.PRIMARY,

@@ -18,7 +18,6 @@ from api.app import create_app
 from api.bootstrap import open_services
 from api.db import models
 from api.flows.upload import BatchResult, Refusal
-from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain import errors
 from chain.model import HospitalLevel, InvoiceLeaf, KeyRejection
@@ -270,8 +269,8 @@ def windowed(tmp_path: Path, database_url: str | None) -> Iterator[World]:
     )
     services = open_services(settings)
     key = Account.create()
-    api_key = register_hospital(
-        services, HOSPITAL, "衢州市人民医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
+    api_key = services.hospitals.register(
+        HOSPITAL, "衢州市人民医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
     )
     from tests.api.conftest import Hospital
 

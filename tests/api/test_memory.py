@@ -31,7 +31,6 @@ from api.adapters.hospital_files import sign_item
 from api.app import create_app
 from api.db import models
 from api.identity.citizens import enrol
-from api.identity.hospitals import register_hospital
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api import killing
@@ -82,8 +81,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     key = Account.create()
     with TestClient(create_app(settings, background=False)) as client:
         services = client.app.state.services  # type: ignore[attr-defined]
-        api_key = register_hospital(
-            services, HOSPITAL, "衢州市人民医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
+        api_key = services.hospitals.register(
+            HOSPITAL, "衢州市人民医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
         )
         item = sign_item(
             {"invoice": _largest_invoice(), "patient": patient(1)}, key.key, services.domain

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from api.adapters.metrics import JsonFormatter, readiness
+from api.adapters.metrics import JsonFormatter
 from api.adapters.sequencer_lock import SequencerLock
 from api.app import create_app
 from api.bootstrap import open_services
@@ -90,17 +90,17 @@ def test_not_ready_when_anchoring_stands_still_while_invoices_wait(world: World)
 def test_not_ready_when_nobody_holds_the_sequencer_lock(world: World) -> None:
     services = world.services
     assert world.client.get("/readyz").status_code == 200  # this app runs no sequencer loop
-    state = readiness(services, sequencer_expected=True)  # a process that does, whose died
+    state = services.health.readiness(sequencer_expected=True)  # a process that does, whose died
     assert state["problems"] == ["sequencer"] and state["sequencer"] == "no holder"
     lock = SequencerLock(services.engine, services.settings.data_dir)
     try:
         assert lock.try_acquire()
-        state = readiness(services, sequencer_expected=True)
+        state = services.health.readiness(sequencer_expected=True)
         assert state["ready"] and state["sequencer"] == "ok"
         assert state["sequencer_holder"].endswith(f":{os.getpid()}")
     finally:
         lock.release()
-    assert readiness(services, sequencer_expected=True)["sequencer"] == "no holder"
+    assert services.health.readiness(sequencer_expected=True)["sequencer"] == "no holder"
 
 
 HOLDER = textwrap.dedent("""
@@ -157,7 +157,9 @@ def test_not_ready_while_the_lock_holder_is_not_alive(
 
 def test_not_ready_without_the_database(world: World, tmp_path: Path) -> None:
     # A real engine whose database cannot be opened (its directory does not exist).
-    world.services.engine = create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    world.services.sessions.configure(
+        bind=create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    )
     body = world.client.get("/readyz")
     assert body.status_code == 503
     assert body.json()["problems"] == ["database"]

@@ -23,7 +23,6 @@ from api.adapters.hospital_files import sign_item
 from api.bootstrap import open_services
 from api.db import models
 from api.demo.seed import CITIZENS_FILE, seed_demo
-from api.identity.hospitals import register_hospital
 from api.settings import DEV_ADMIN_TOKEN, Settings
 from chain.model import HospitalLevel
 from tests.api import killing
@@ -44,8 +43,8 @@ def _setup(settings: Settings) -> dict[str, Any]:
     try:
         assert seed_demo(services) > 0
         key = Account.from_key(hashlib.sha256(b"restart-test-hospital").digest())
-        api_key = register_hospital(
-            services, OWN, "重启测试医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
+        api_key = services.hospitals.register(
+            OWN, "重启测试医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
         )
 
         def signed(numbers: range) -> list[dict[str, Any]]:
@@ -209,8 +208,8 @@ def test_sigkill_of_the_uvicorn_supervisor_ends_its_workers(
     services = open_services(settings)  # the schema and contract, before two workers start
     try:
         key = Account.create()
-        api_key = register_hospital(
-            services, OWN, "重启测试医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
+        api_key = services.hospitals.register(
+            OWN, "重启测试医院", HospitalLevel.TERTIARY, key.address, KEY_FROM
         )
         items = [
             sign_item(

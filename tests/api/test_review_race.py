@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from api.db import models
-from api.identity.staff import issue_token
 from tests.api.flagged import upload_copy
 from tests.api.test_claims import BIG_INPATIENT, DATASET, Demo, demo_world
 
@@ -54,7 +53,8 @@ def test_one_of_thirty_simultaneous_decisions_wins(demo: Demo) -> None:
     claim = _flagged_claim(demo)
     invoice_id = bytes.fromhex(claim["invoice_id"][2:])
     tokens = [
-        issue_token(demo.services, f"reviewer-{n}", "payer", "basic") for n in range(REVIEWERS)
+        demo.services.staff_tokens.issue(f"reviewer-{n}", "payer", "basic")
+        for n in range(REVIEWERS)
     ]
     barrier = threading.Barrier(REVIEWERS)
 

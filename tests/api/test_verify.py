@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from api.adapters.hospital_files import sign_item
 from api.app import create_app
 from api.bootstrap import Services, open_services
-from api.identity.hospitals import register_hospital
 from api.settings import DEV_PASSWORD, Settings
 from chain.keys import KeyStore
 from chain.model import HospitalLevel
@@ -61,8 +60,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         Account.from_key(key("revoked_key")),
         Account.from_key(key("hospital_key")),
     )
-    api_key = register_hospital(
-        services,
+    api_key = services.hospitals.register(
         LEDGER["hospital"],
         "衢州市人民医院",
         HospitalLevel.TERTIARY,
