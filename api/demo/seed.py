@@ -12,10 +12,39 @@ import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from api.bootstrap import Services
 from api.demo import data as demo_data
+
+if TYPE_CHECKING:
+    from api.adapters.ledger import LedgerGateway
+    from api.adapters.registry import RegistryCache
+    from api.flows.anchor import AnchorService
+    from api.flows.upload import IngestService
+    from api.identity.hospitals import Hospitals
+    from api.settings import Settings
+    from verifier.canonical import Domain
+
+
+class DemoServices(Protocol):
+    """What seeding uses of the service (``api.bootstrap.Services`` has it all): the real
+    upload, anchoring, registration and enrolment paths."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def domain(self) -> Domain: ...
+    @property
+    def registry(self) -> RegistryCache: ...
+    @property
+    def ledger(self) -> LedgerGateway: ...
+    @property
+    def hospitals(self) -> Hospitals: ...
+    @property
+    def ingest(self) -> IngestService: ...
+    @property
+    def anchoring(self) -> AnchorService: ...
+
 
 KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 API_KEYS_FILE = "demo-api-keys.json"
@@ -24,7 +53,7 @@ CITIZENS_FILE = "demo-citizens.json"
 DEMO_CITIZEN_PASSWORD = "zeroclaim-demo"
 
 
-def enrol_demo_citizens(services: Services, dataset: demo_data.DemoDataset) -> list[str]:
+def enrol_demo_citizens(services: DemoServices, dataset: demo_data.DemoDataset) -> list[str]:
     """Enrols the dataset's citizens who have invoices; returns their (synthetic) ID numbers."""
     from api.identity.citizens import AlreadyEnrolled, enrol
 
@@ -66,7 +95,9 @@ def batch_items(
     return items
 
 
-def register_demo_hospitals(services: Services, dataset: demo_data.DemoDataset) -> dict[str, str]:
+def register_demo_hospitals(
+    services: DemoServices, dataset: demo_data.DemoDataset
+) -> dict[str, str]:
     """Registers every demo hospital not yet registered; returns the new API keys by code."""
     services.registry.refresh()
     keys = {}
@@ -101,7 +132,7 @@ def shifted(dataset: demo_data.DemoDataset, days: int) -> demo_data.DemoDataset:
 
 
 def seed_demo(
-    services: Services, preset: str = "small", seed: int = 2025, end: date | None = None
+    services: DemoServices, preset: str = "small", seed: int = 2025, end: date | None = None
 ) -> int:
     """Uploads the demo dataset on a fresh service; returns the invoices added (0 when the log
     already holds data). The demo API keys are written to ``data_dir/demo-api-keys.json``.
