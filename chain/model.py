@@ -169,7 +169,7 @@ def judge_key(
         return KeyRejection.UNKNOWN_KEY
     if leaf_index is not None and any(key.revoked_before(leaf_index) for key in keys):
         return KeyRejection.KEY_REVOKED_BEFORE_ANCHORING
-    if any(key.valid_at(moment) for key in keys):
+    if hospital.key_for(signer, moment) is not None:
         return None
     if any(key.valid_from <= moment for key in keys):
         return KeyRejection.KEY_REVOKED

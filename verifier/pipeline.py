@@ -123,7 +123,7 @@ def _jsonable(value: Any) -> Any:
 
 class KeyJudge(Protocol):
     """Judges a hospital key at a moment: None when valid, else the reason (registry cache
-    online, ``verifier.trust_list.TrustList`` offline)."""
+    online, ``verifier.trust_list.TrustList`` offline; both by ``chain.model.judge_key``)."""
 
     def judge(self, hospital: str, signer: str, moment: datetime) -> str | None: ...
 
