@@ -15,7 +15,8 @@ The rules:
   ``api.refusals``, ``api.db.models`` and the pure modules (``chain.model``, ``chain.merkle``,
   ``chain.errors``, ``verifier.*``, ``claims.*``); never another route;
 - ``api/flows/*`` and ``api/read/*`` never import a route nor the composition root
-  (``api.bootstrap``, ``api.app``, ``api.cli``, ``api.deps``);
+  (``api.bootstrap``, ``api.app``, ``api.cli``, ``api.deps``), and reach the ledger through
+  ``api.flows.ports.Ledger``, never its implementations (the gateway, a session, the log);
 - only ``api/app.py``, ``api/cli.py`` and ``api/deps.py`` import ``api.bootstrap``;
 - ``verifier/*`` never imports a module that talks to a node or a store, nor ``api``;
 - ``chain/*`` imports only ``chain``; ``claims/*`` imports nothing of ours;
@@ -270,6 +271,33 @@ def test_flows_and_reads_never_import_routes_or_the_composition_root() -> None:
     assert not offending, _report(
         "api/flows/* and api/read/* never import api.routes.*, api.bootstrap, api.app, "
         "api.cli or api.deps (they get their collaborators in their constructors)",
+        offending,
+    )
+
+
+#: What the flows and reads never hold: they get a ``ports.Ledger`` (the gateway) instead.
+LEDGER_IMPLEMENTATIONS = (
+    "api.adapters.ledger",
+    "chain.ledger",
+    "chain.factory",
+    "chain.embedded",
+    "chain.rpc",
+    "chain.backend",
+    "chain.log",
+    "chain.invoice_log",
+    "chain.keys",
+)
+
+
+def test_flows_and_reads_reach_the_ledger_through_its_port() -> None:
+    offending = _offending(
+        lambda m: _in(m, "api.flows", "api.read"),
+        lambda a: _in(a.target, *LEDGER_IMPLEMENTATIONS),
+        GRAPH,
+    )
+    assert not offending, _report(
+        "api/flows/* and api/read/* type the ledger as api.flows.ports.Ledger, never import "
+        f"{', '.join(LEDGER_IMPLEMENTATIONS)}",
         offending,
     )
 
