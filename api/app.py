@@ -50,7 +50,7 @@ def _sequencer_loop(services: Services, stop: threading.Event) -> None:
                     continue
                 with services.lock:
                     appended = services.anchoring.run_once()
-                paid = services.claims.settle_approved()
+                paid = services.settle.run()
                 if appended:
                     log.info("appended %d invoices to the log", appended)
                 if paid:

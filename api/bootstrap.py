@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.adapters.catalogue import load_catalogue
 from api.adapters.ledger import LedgerGateway
 from api.adapters.personal_data import PersonalData
 from api.adapters.registry import RegistryCache
 from api.adapters.sequencer_lock import SequencerLock
+from api.adapters.workers import WorkerPool
 from api.db.session import make_engine, session_factory, upgrade
 from api.flows.anchor import AnchorService
+from api.flows.claim import ClaimFlow
+from api.flows.decide import Decider, start_worker
+from api.flows.review import ReviewFlow
+from api.flows.settle import SettleFlow
 from api.flows.upload import IngestService
 from api.flows.verify import RateLimiter, VerificationService, photo_reader
 from api.flows.verify_failures import FailedAttempts
 from api.flows.void import VoidService
+from api.identity.citizens import Citizens, SignInLimits
 from api.identity.hospitals import Hospitals
 from api.identity.staff import AuditLog, StaffTokens
+from api.read.claims import ClaimReads
 from api.read.health import HealthRead
 from api.read.invoices import InvoiceReads
 from api.read.ledger import LedgerReads
@@ -28,10 +36,6 @@ from api.read.qr import QrReads
 from api.read.reconciliation import Reconciler
 from api.read.trust import TrustListRead
 from api.settings import Settings
-
-if TYPE_CHECKING:
-    from api.flows.claim import ClaimService
-    from api.identity.citizens import SignInLimits
 from chain.factory import LedgerSession, open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
@@ -72,10 +76,14 @@ class Services:
     rate_limiter: RateLimiter = field(init=False)
     photo_claim_limiter: RateLimiter = field(init=False)  # per citizen
     sign_in_limits: SignInLimits = field(init=False)
-    claims: ClaimService = field(init=False)
+    citizens: Citizens = field(init=False)
+    claim_reads: ClaimReads = field(init=False)
+    claim: ClaimFlow = field(init=False)
+    review: ReviewFlow = field(init=False)
+    settle: SettleFlow = field(init=False)
 
     def close(self) -> None:
-        self.claims.close()
+        self.claim.close()
         self.ingest.close()
         self.log.close()
         self.session.close()
@@ -151,10 +159,25 @@ def open_services(settings: Settings) -> Services:
     services.photo_claim_limiter = RateLimiter(
         settings.photo_claims_per_minute, settings.photo_claims_burst
     )
-    from api.identity.citizens import SignInLimits
-
     services.sign_in_limits = SignInLimits.from_settings(settings)
-    from api.flows.claim import ClaimService
-
-    services.claims = ClaimService(services)
+    services.citizens = Citizens(sessions, personal, services.sign_in_limits)
+    catalogue_path = settings.audit_catalogue_path
+    decider = Decider(sessions, load_catalogue(catalogue_path))
+    # One worker: this process verifies and decides too (see ClaimFlow._parts).
+    decide_pool = WorkerPool(
+        1, initializer=start_worker, initargs=(settings.database, catalogue_path)
+    )
+    services.claim = ClaimFlow(
+        sessions,
+        gateway,
+        services.verification,
+        failures,
+        domain,
+        decider,
+        decide_pool,
+        parallel=(os.cpu_count() or 1) >= 2,
+    )
+    services.review = ReviewFlow(sessions, gateway)
+    services.claim_reads = ClaimReads(sessions)
+    services.settle = SettleFlow(sessions, gateway, decider)
     return services

@@ -12,15 +12,20 @@ from fastapi import Depends, Header, Request
 from api.bootstrap import Services
 from api.db import models
 from api.errors import ApiError
+from api.flows.claim import ClaimFlow
+from api.flows.review import ReviewFlow
 from api.flows.upload import IngestService
 from api.flows.verify import RateLimiter, VerificationService
 from api.flows.void import VoidService
+from api.identity.citizens import Citizens
 from api.identity.hospitals import Hospitals
 from api.identity.staff import AuditLog, Role, Staff, StaffTokens
+from api.read.claims import ClaimReads
 from api.read.health import HealthRead
 from api.read.invoices import InvoiceReads
 from api.read.ledger import LedgerReads
 from api.read.qr import QrReads
+from api.read.reconciliation import Reconciler
 from api.read.trust import TrustListRead
 from verifier.decode import ImageLimits
 
@@ -101,6 +106,40 @@ AuditDep = Annotated[AuditLog, Depends(_audit)]
 VerifyLimiterDep = Annotated[RateLimiter, Depends(_verify_limiter)]
 ImageLimitsDep = Annotated[ImageLimits, Depends(_image_limits)]
 
+# -- the claim side's flows and reads, as the routes get them --------------------------------
+
+
+def _claim(services: ServicesDep) -> ClaimFlow:
+    return services.claim
+
+
+def _review(services: ServicesDep) -> ReviewFlow:
+    return services.review
+
+
+def _claim_reads(services: ServicesDep) -> ClaimReads:
+    return services.claim_reads
+
+
+def _citizens(services: ServicesDep) -> Citizens:
+    return services.citizens
+
+
+def _photo_claim_limiter(services: ServicesDep) -> RateLimiter:
+    return services.photo_claim_limiter
+
+
+def _reconciliation(services: ServicesDep) -> Reconciler:
+    return services.reconciliation
+
+
+ClaimDep = Annotated[ClaimFlow, Depends(_claim)]
+ReviewDep = Annotated[ReviewFlow, Depends(_review)]
+ClaimReadsDep = Annotated[ClaimReads, Depends(_claim_reads)]
+CitizensDep = Annotated[Citizens, Depends(_citizens)]
+PhotoClaimLimiterDep = Annotated[RateLimiter, Depends(_photo_claim_limiter)]
+ReconciliationDep = Annotated[Reconciler, Depends(_reconciliation)]
+
 
 def authenticated_hospital(
     services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None
@@ -161,8 +200,25 @@ def staff_with(*roles: Role) -> Callable[[Staff], Staff]:
     return admitted
 
 
+def current_citizen(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> models.Citizen:
+    """The signed-in citizen whose bearer token is in ``Authorization`` (401 otherwise)."""
+    token = bearer_token(authorization)
+    citizen = services.citizens.for_token(token) if token else None
+    if citizen is None:
+        raise ApiError(401, "not_signed_in", "sign in first (POST /api/v1/citizens/session)")
+    return citizen
+
+
+CitizenDep = Annotated[models.Citizen, Depends(current_citizen)]
+
 StaffDep = Annotated[Staff, Depends(staff_member)]
 AdminDep = Annotated[Staff, Depends(staff_with("admin"))]
+ReviewerDep = Annotated[Staff, Depends(staff_with("admin", "payer"))]
+"""Who decides and enters claims: the authority, or a payer's staff (their payer's only)."""
+AuditorDep = Annotated[Staff, Depends(staff_with("admin", "auditor"))]
+"""Who reconciles and reads the statistics: the authority, or an auditor."""
 
 
 @dataclass(frozen=True)
@@ -189,12 +245,10 @@ def invoice_reader(
 ) -> Reader:
     """Whoever the headers name (401 when they name nobody): invoices are read by their
     hospital, staff and their patient; to anyone else they do not exist (404)."""
-    from api.identity.citizens import citizen_for_token
-
     hospital = services.hospitals.for_api_key(x_api_key) if x_api_key else None
     token = bearer_token(authorization)
     staff = services.staff_tokens.staff_for(token) if token else None
-    citizen = citizen_for_token(services, token) if token and staff is None else None
+    citizen = services.citizens.for_token(token) if token and staff is None else None
     if hospital is None and staff is None and citizen is None:
         raise ApiError(401, "not_authenticated", "send a hospital's X-API-Key or a bearer token")
     return Reader(hospital, staff, citizen.id_number_hash if citizen else None)

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         " outside development, no bound in development (the demo data is of 2025)",
     )
 
+    audit_catalogue: Path | None = Field(
+        None,
+        description="the audit catalogue (CSV, docs/catalogue.md) the smart-audit rules check"
+        " lines against; unset: the catalogue shipped in api/adapters/audit_catalogue.csv",
+    )
+
     anchor_batch_size: int = Field(1024, ge=1, description="leaves per checkpoint")
     anchor_interval_ms: int = Field(2000, ge=0, description="max wait before a checkpoint")
     settle_batch_size: int = Field(500, ge=1, description="payments per settlement transaction")
@@ -149,6 +155,13 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'zeroclaim.sqlite'}"
+
+    @property
+    def audit_catalogue_path(self) -> Path:
+        """The audit catalogue's file: ``ZEROCLAIM_AUDIT_CATALOGUE`` or the shipped one."""
+        from api.adapters.catalogue import DEFAULT_CATALOGUE
+
+        return self.audit_catalogue or DEFAULT_CATALOGUE
 
     def image_limits(self) -> ImageLimits:
         """The photo limits of ``verifier.decode``, checked from the header before decoding."""

@@ -2,7 +2,7 @@
 
 Setup (not timed): the Quzhou-shaped dataset ingested and anchored as in ``bench.ingest``,
 its citizens enrolled (without passwords: sign-in is not what is measured). Timed: every claim
-through ``ClaimService.submit_many`` in batches of 1,000, as an office's batch or a payer's
+through ``ClaimFlow.submit_many`` in batches of 1,000, as an office's batch or a payer's
 import arrives (each claim gets the pipeline's eight-step verification, the patient check,
 duplicate and basic-first checks, the policy's adjudication, the audit rules; each batch is
 one database transaction), and the settlement loop that pays approved claims on the embedded
@@ -28,8 +28,9 @@ from api.bootstrap import open_services
 from api.db import models
 from api.demo import data as demo_data
 from api.demo.seed import batch_items, register_demo_hospitals
-from api.flows.claim import ClaimRefused, ClaimRequest
-from api.identity.citizens import AlreadyEnrolled, enrol
+from api.flows.claim import ClaimRequest
+from api.identity.citizens import AlreadyEnrolled
+from api.refusals import Refused
 from api.settings import Settings
 
 CLOCK = datetime(2025, 12, 31, 12, tzinfo=UTC)
@@ -49,8 +50,8 @@ def run(claims: int = 40_000, preset: str = "quzhou") -> dict[str, Any]:
         services.anchoring.run_once(force=True)
         for citizen in {dataset.citizen_of(i) for i in range(len(dataset.invoices))}:
             with contextlib.suppress(AlreadyEnrolled):
-                enrol(
-                    services, citizen.id_number, citizen.name, citizen.sex, citizen.birth_date, None
+                services.citizens.enrol(
+                    citizen.id_number, citizen.name, citizen.sex, citizen.birth_date, None
                 )
         with services.sessions() as db:
             citizens = {c.id_number_hash: c for c in db.scalars(select(models.Citizen))}
@@ -64,7 +65,7 @@ def run(claims: int = 40_000, preset: str = "quzhou") -> dict[str, Any]:
             + [(i, "commercial") for i in invoices]
             + [(i, "critical") for i in by_size]
         )[:claims]
-        services.claims.clock = lambda: CLOCK
+        services.claim.clock = lambda: CLOCK
         outcomes: dict[str, int] = {}
         batch_ms: list[float] = []
         start = time.perf_counter()
@@ -74,11 +75,11 @@ def run(claims: int = 40_000, preset: str = "quzhou") -> dict[str, Any]:
                 ClaimRequest(citizens[patient], reference, payer, "office")  # type: ignore[index]
                 for (reference, patient, _), payer in plan[lo : lo + BATCH]
             ]
-            for outcome in services.claims.submit_many(requests):
-                key = outcome.code if isinstance(outcome, ClaimRefused) else outcome.state
+            for outcome in services.claim.submit_many(requests):
+                key = outcome.code if isinstance(outcome, Refused) else outcome.state
                 outcomes[key] = outcomes.get(key, 0) + 1
             batch_ms.append((time.perf_counter() - t) * 1000)
-            services.claims.settle_approved()
+            services.settle.run()
         elapsed = time.perf_counter() - start
         with services.sessions() as db:
             paid = db.scalars(select(models.Payment)).all()

@@ -9,6 +9,7 @@ Personal data: ``patient_id_hash`` is an HMAC of the ID number, ``patient_name_e
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -235,6 +236,74 @@ class CitizenToken(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
     expires_at: Mapped[datetime]
+
+
+class ClaimState(StrEnum):
+    """Where a claim is (``claims.state``, and the state of a ``ClaimEvent``): the values are
+    the strings stored.
+
+    submitted -> verified -> adjudicated -> approved | in_review | rejected; in_review ->
+    approved | rejected (by a reviewer); approved -> settling (picked up by a settlement);
+    settling -> paid (settled on chain, its ``settled`` and ``paid`` events written together),
+    approved again (a crash before the transaction, a refusal for a figure that moves) or
+    rejected (refused by the ledger, or priced again to nothing). paid and rejected are final.
+    """
+
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    ADJUDICATED = "adjudicated"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    SETTLING = "settling"
+    SETTLED = "settled"
+    PAID = "paid"
+    REJECTED = "rejected"
+
+    def can_become(self, new: ClaimState) -> bool:
+        return new in CLAIM_TRANSITIONS[self]
+
+    def to(self, new: ClaimState) -> ClaimState:
+        """``new``, once checked against the table; raises ``IllegalClaimTransition``."""
+        if not self.can_become(new):
+            raise IllegalClaimTransition(self, new)
+        return new
+
+
+class IllegalClaimTransition(Exception):
+    """Raised when code is about to write a claim state that the current one cannot become
+    (a bug, never a user's error): ``current`` and ``new`` name the move."""
+
+    def __init__(self, current: ClaimState, new: ClaimState) -> None:
+        super().__init__(f"a claim cannot go from {current} to {new}")
+        self.current = current
+        self.new = new
+
+
+_S = ClaimState
+#: The allowed moves: every write of a claim's state goes through ``ClaimState.to``.
+CLAIM_TRANSITIONS: dict[ClaimState, frozenset[ClaimState]] = {
+    _S.SUBMITTED: frozenset({_S.VERIFIED, _S.REJECTED}),
+    _S.VERIFIED: frozenset({_S.ADJUDICATED, _S.REJECTED}),
+    _S.ADJUDICATED: frozenset({_S.APPROVED, _S.IN_REVIEW, _S.REJECTED}),
+    _S.IN_REVIEW: frozenset({_S.APPROVED, _S.REJECTED}),
+    _S.APPROVED: frozenset({_S.SETTLING}),
+    _S.SETTLING: frozenset({_S.SETTLED, _S.PAID, _S.APPROVED, _S.REJECTED}),
+    _S.SETTLED: frozenset({_S.PAID}),
+    _S.PAID: frozenset(),
+    _S.REJECTED: frozenset(),
+}
+del _S
+
+#: Claims that will be paid and are not yet: what a later payer in the chain prices after.
+UNPAID_STATES = (ClaimState.APPROVED, ClaimState.IN_REVIEW, ClaimState.SETTLING)
+#: Claims whose outcome is known (for the approval rate).
+DECIDED_STATES = (
+    ClaimState.APPROVED,
+    ClaimState.SETTLING,
+    ClaimState.SETTLED,
+    ClaimState.PAID,
+    ClaimState.REJECTED,
+)
 
 
 class Claim(Base):

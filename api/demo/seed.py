@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from api.adapters.registry import RegistryCache
     from api.flows.anchor import AnchorService
     from api.flows.upload import IngestService
+    from api.identity.citizens import Citizens
     from api.identity.hospitals import Hospitals
     from api.settings import Settings
     from verifier.canonical import Domain
@@ -41,6 +42,8 @@ class DemoServices(Protocol):
     @property
     def hospitals(self) -> Hospitals: ...
     @property
+    def citizens(self) -> Citizens: ...
+    @property
     def ingest(self) -> IngestService: ...
     @property
     def anchoring(self) -> AnchorService: ...
@@ -55,15 +58,14 @@ DEMO_CITIZEN_PASSWORD = "zeroclaim-demo"
 
 def enrol_demo_citizens(services: DemoServices, dataset: demo_data.DemoDataset) -> list[str]:
     """Enrols the dataset's citizens who have invoices; returns their (synthetic) ID numbers."""
-    from api.identity.citizens import AlreadyEnrolled, enrol
+    from api.identity.citizens import AlreadyEnrolled
 
     patients = sorted({p.citizen for p in dataset.patients})
     enrolled = []
     for index in patients:
         citizen = dataset.citizens[index]
         with contextlib.suppress(AlreadyEnrolled):
-            enrol(
-                services,
+            services.citizens.enrol(
                 citizen.id_number,
                 citizen.name,
                 citizen.sex,

@@ -4,7 +4,7 @@ of the citizens and invoices involved.
 
 A ``Decider`` takes claims that passed verification (``Pending``: plain values, so that they
 cross a process boundary) and returns a decision or a refusal for each, with the yearly totals
-they moved; it writes nothing. The claim service stores the results in one transaction. Claims
+they moved; it writes nothing. The claim flow stores the results in one transaction. Claims
 are decided in order: a later claim sees the earlier ones of the same batch. Every claim of an
 invoice is its patient's, so a batch split by citizen is decided exactly as whole; large batches
 are split in two and half is decided in a worker process (``decide_in_worker``), on the second
@@ -17,38 +17,27 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, load_only, sessionmaker
+from sqlalchemy.orm import Session, load_only
 
 import claims
+from api.adapters.catalogue import load_catalogue
 from api.db import models
+from api.db.models import UNPAID_STATES, ClaimState
+from api.db.queries import chunks
 from api.db.session import make_engine, session_factory
-from api.demo.catalogue import CATALOGUE as DEMO_CATALOGUE
+from api.flows import ports
 from api.flows import totals as claim_totals
 from api.flows.verify import VerificationService
 from api.read.invoices import line_rows, rows_by_id
+from api.refusals import Conflict, Refused
 from verifier.invoice import Invoice
 
 FIRST_PAYER = "basic"
-#: Claims that will be paid but are not yet: what a later payer in the chain prices after.
-UNPAID = ("approved", "in_review", "settling")
 _ITEM_CLASS = {c.value: c for c in claims.ItemClass}  # by value: the verifier's class too
-
-
-class ClaimRefused(Exception):
-    """Raised when a claim cannot be made; ``code`` is stable, ``details`` name what matters
-    (for a duplicate, the first claim's reference)."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.details = details
-
-    def __reduce__(self) -> tuple[Any, ...]:  # crosses from the worker process
-        return (type(self), (self.status, self.code, str(self)), {"details": self.details})
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ class Decisions:
     yearly totals that moved: ``totals[(citizen id, payer, year)] = (pools, version read)``,
     the version ``None`` for totals not stored before (see ``api.flows.totals.store``)."""
 
-    outcomes: list[tuple[int, Decided | ClaimRefused]] = field(default_factory=list)
+    outcomes: list[tuple[int, Decided | Refused]] = field(default_factory=list)
     totals: dict[tuple[int, str, int], tuple[dict[str, Any], int | None]] = field(
         default_factory=dict
     )
@@ -93,32 +82,15 @@ class Decisions:
         return Decisions(self.outcomes + other.outcomes, {**self.totals, **other.totals})
 
 
-def catalogue() -> claims.Catalogue:
-    """The demo catalogue (codes, names, classes, limits) as the audit rules read it."""
-    return claims.Catalogue(
-        claims.CatalogueEntry(
-            item.code,
-            item.name,
-            claims.ItemClass(item.item_class.value),
-            item.unit_price,
-            item.max_daily_milli,
-            item.max_outpatient_milli,
-            claims.Sex(item.sex) if item.sex else None,
-            item.min_age,
-            item.max_age,
-        )
-        for item in DEMO_CATALOGUE.values()
-    )
-
-
 class Decider:
-    """Decides pending claims with the bundled policies and audit rules."""
+    """Decides pending claims with the bundled policies and audit rules, against the audit
+    catalogue it is given (``api.adapters.catalogue``)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, uow: ports.UnitOfWork, catalogue: claims.Catalogue) -> None:
+        self._uow = uow
         self.policies = claims.bundled_policies()
         self.rules = claims.load_rules()
-        self.catalogue = catalogue()
+        self.catalogue = catalogue
         self.payer_order = payer_order(self.policies)
 
     def decide(
@@ -127,19 +99,19 @@ class Decider:
         """Decisions for ``pending``, in order; ``verified`` counts the verifications of the
         batch per invoice (they count for the "verified unusually often" rule)."""
         decisions = Decisions()
-        with self._sessions() as db:
+        with self._uow() as db:
             known = _Known.load(db, pending, verified)
         for p in pending:
             try:
                 refuse_duplicate(known.existing, p.invoice_id, p.payer)
                 refuse_before_basic(known.existing, p.invoice_id, p.payer)
-            except ClaimRefused as refusal:
+            except Refused as refusal:
                 decisions.outcomes.append((p.index, refusal))
                 continue
             decided = self._adjudicated(p, known, now)
             claim = decided.claim
             known.existing[p.invoice_id, p.payer] = (claim["id"], claim["state"])
-            if claim["state"] in UNPAID:
+            if claim["state"] in UNPAID_STATES:
                 known.unpaid[p.invoice_id, p.payer] = claim["amount_fen"]
             decisions.outcomes.append((p.index, decided))
         decisions.totals = known.moved_totals()
@@ -218,19 +190,20 @@ class Decider:
             presented, person, self.catalogue, history, known.counts[p.invoice_id], self.rules
         )
         if adjudication.status != "approved" or adjudication.amount_fen == 0:
-            state, reason = "rejected", adjudication.reason.code
+            state, reason = ClaimState.REJECTED, adjudication.reason.code
         elif claims.needs_review(hits):
-            state, reason = "in_review", "audit_hits"
+            state, reason = ClaimState.IN_REVIEW, "audit_hits"
         else:
-            state, reason = "approved", None
-        if state != "rejected":
+            state, reason = ClaimState.APPROVED, None
+        state = ClaimState.ADJUDICATED.to(state)
+        if state != ClaimState.REJECTED:
             known.accumulators[p.citizen_id, p.payer, year] = adjudication.accumulator
         claim_id = "CLM" + secrets.token_hex(6).upper()
         events = [
-            ("submitted", {"channel": p.channel}),
-            ("verified", {"steps": list(p.steps)}),
+            (ClaimState.SUBMITTED, {"channel": p.channel}),
+            (ClaimState.VERIFIED, {"steps": list(p.steps)}),
             (
-                "adjudicated",
+                ClaimState.ADJUDICATED,
                 {"amount_fen": adjudication.amount_fen, "reason": adjudication.reason.code},
             ),
             (state, {"reason": reason, "hits": [h.code for h in hits]}),
@@ -244,11 +217,11 @@ class Decider:
                 "channel": p.channel,
                 "state": state,
                 "reason_code": reason,
-                "amount_fen": adjudication.amount_fen if state != "rejected" else 0,
+                "amount_fen": adjudication.amount_fen if state != ClaimState.REJECTED else 0,
                 "adjudication": {
                     **explain(adjudication),
                     "usage": None
-                    if state == "rejected"
+                    if state == ClaimState.REJECTED
                     else usage(self.policies[p.payer], presented, adjudication),
                 },
                 "audit_hits": [asdict(h) for h in hits],
@@ -273,10 +246,11 @@ class Decider:
 _worker: Decider | None = None
 
 
-def start_worker(database_url: str) -> None:
-    """Initialises a worker process: its own engine (never the parent's connections)."""
+def start_worker(database_url: str, catalogue_path: Path) -> None:
+    """Initialises a worker process: its own engine (never the parent's connections), the
+    same audit catalogue as the parent's."""
     global _worker
-    _worker = Decider(session_factory(make_engine(database_url)))
+    _worker = Decider(session_factory(make_engine(database_url)), load_catalogue(catalogue_path))
 
 
 def decide_in_worker(
@@ -317,11 +291,11 @@ def claims_of(db: Session, invoice_ids: Iterable[bytes]) -> Existing:
     wanted = sorted(set(invoice_ids))
     found: Existing = {}
     claim = models.Claim
-    for lo in range(0, len(wanted), 500):
+    for chunk in chunks(wanted):
         for c in db.scalars(
             select(claim)
             .options(load_only(claim.id, claim.invoice_id, claim.payer, claim.state))
-            .where(claim.invoice_id.in_(wanted[lo : lo + 500]))
+            .where(claim.invoice_id.in_(chunk))
         ):
             found[c.invoice_id, c.payer] = (c.id, c.state)
     return found
@@ -333,10 +307,10 @@ def unpaid_of(db: Session, invoice_ids: Iterable[bytes]) -> dict[tuple[bytes, st
     wanted = sorted(set(invoice_ids))
     found: dict[tuple[bytes, str], int] = {}
     claim = models.Claim
-    for lo in range(0, len(wanted), 500):
+    for chunk in chunks(wanted):
         for invoice_id, payer, amount in db.execute(
             select(claim.invoice_id, claim.payer, claim.amount_fen).where(
-                claim.invoice_id.in_(wanted[lo : lo + 500]), claim.state.in_(UNPAID)
+                claim.invoice_id.in_(chunk), claim.state.in_(UNPAID_STATES)
             )
         ):
             found[invoice_id, payer] = amount
@@ -347,8 +321,7 @@ def refuse_duplicate(existing: Existing, invoice_id: bytes, payer: str) -> None:
     """One claim per invoice and payer, whatever the channel."""
     first = existing.get((invoice_id, payer))
     if first is not None:
-        raise ClaimRefused(
-            409,
+        raise Conflict(
             "duplicate_claim",
             f"this invoice was claimed from {payer} already as {first[0]}",
             first_claim=first[0],
@@ -362,9 +335,8 @@ def refuse_before_basic(existing: Existing, invoice_id: bytes, payer: str) -> No
     if payer == FIRST_PAYER:
         return
     basic = existing.get((invoice_id, FIRST_PAYER))
-    if basic is None or basic[1] not in ("paid", "rejected"):
-        raise ClaimRefused(
-            409,
+    if basic is None or basic[1] not in (ClaimState.PAID, ClaimState.REJECTED):
+        raise Conflict(
             "basic_first",
             "claim from basic medical insurance first; the other payers pay from what it "
             "leaves once it has paid or refused",
@@ -399,10 +371,10 @@ class _Known:
             counts[invoice_id] += verified.get(invoice_id, 0)
         patients: dict[bytes, list[models.Invoice]] = {}
         hashes = sorted({p.id_number_hash for p in pending})
-        for lo in range(0, len(hashes), 500):
+        for chunk in chunks(hashes):
             for row in db.scalars(
                 select(models.Invoice).where(
-                    models.Invoice.patient_id_hash.in_(hashes[lo : lo + 500]),
+                    models.Invoice.patient_id_hash.in_(chunk),
                     models.Invoice.voided_by.is_(None),
                 )
             ):

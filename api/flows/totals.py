@@ -18,10 +18,12 @@ from dataclasses import asdict
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 import claims
 from api.db import models
+from api.db.queries import chunks
 
 Key = tuple[int, str, int]
 """(citizen id, payer, policy year)."""
@@ -37,6 +39,38 @@ class TotalsConflict(Exception):
     def __init__(self, keys: Iterable[Key]) -> None:
         self.keys = sorted(keys)
         super().__init__(f"yearly totals changed since read: {self.keys}")
+
+
+#: What a lost race for a claim or for yearly totals looks like in an ``IntegrityError``: the
+#: claims' unique (invoice, payer) and the totals' key, by PostgreSQL's constraint name or
+#: SQLite's "UNIQUE constraint failed: <table>.<columns>".
+_RACED_CONSTRAINTS = ("uq_claims_invoice_payer", "pk_payer_accumulators")
+_RACED_TABLES = ("claims.invoice_id", "payer_accumulators.citizen_id")
+#: PostgreSQL's serialization failure and deadlock (SQLSTATE): the transaction may be retried.
+_RETRYABLE_SQLSTATES = ("40001", "40P01")
+
+
+def is_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a race with a concurrent writer, so that the claims may be decided
+    again: ``TotalsConflict``; an ``IntegrityError`` of the one claim per (invoice, payer)
+    constraint or of new yearly totals stored meanwhile; SQLite's "database is locked" or a
+    PostgreSQL serialization failure or deadlock. Any other database error is not a race (a
+    bad value, a missing table, a lost connection) and must propagate."""
+    if isinstance(exc, TotalsConflict):
+        return True
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, IntegrityError):
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        if constraint is not None:
+            return constraint in _RACED_CONSTRAINTS
+        text = str(orig)
+        return "UNIQUE constraint failed" in text and any(t in text for t in _RACED_TABLES)
+    if isinstance(exc, OperationalError):
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if sqlstate is not None:
+            return sqlstate in _RETRYABLE_SQLSTATES
+        return "database is locked" in str(orig)
+    return False
 
 
 def to_json(acc: claims.Accumulator) -> dict[str, Any]:
@@ -56,10 +90,10 @@ def load(db: Session, citizen_ids: Iterable[int]) -> Stored:
     wanted = sorted(set(citizen_ids))
     found: Stored = {}
     acc = models.PayerAccumulator
-    for lo in range(0, len(wanted), 500):
+    for chunk in chunks(wanted):
         for row in db.execute(
             select(acc.citizen_id, acc.payer, acc.year, acc.pools, acc.version).where(
-                acc.citizen_id.in_(wanted[lo : lo + 500])
+                acc.citizen_id.in_(chunk)
             )
         ):
             found[row.citizen_id, row.payer, row.year] = (row.pools, row.version)
@@ -108,10 +142,10 @@ def locked(db: Session, keys: Iterable[Key]) -> Stored:
         return {}
     acc = models.PayerAccumulator
     found: Stored = {}
-    for lo in range(0, len(wanted), 300):
+    for chunk in chunks(wanted, 300):  # three values a key
         rows = db.execute(
             select(acc.citizen_id, acc.payer, acc.year, acc.pools, acc.version)
-            .where(tuple_(acc.citizen_id, acc.payer, acc.year).in_(wanted[lo : lo + 300]))
+            .where(tuple_(acc.citizen_id, acc.payer, acc.year).in_(chunk))
             .order_by(acc.citizen_id, acc.payer, acc.year)
             .with_for_update()
         )

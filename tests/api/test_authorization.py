@@ -52,7 +52,7 @@ class Table:
         claim = demo.claim(BIG_INPATIENT)
         assert claim.status_code == 201, claim.text
         self.claim_id = claim.json()["claim_id"]
-        assert demo.services.claims.settle_approved() == 1
+        assert demo.services.settle.run() == 1
         keys = json.loads((data_dir / API_KEYS_FILE).read_text())
         other = _other_than(BIG_INPATIENT)
         services = demo.services

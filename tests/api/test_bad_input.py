@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 
 from api.adapters.hospital_files import write_csv_batch
 from api.db import models
-from api.identity.citizens import enrol
 from claims.errors import ClaimsError
 from tests.api.conftest import World, patient
 from verifier.canonical import SignedFields, sign_digest, signing_digest
@@ -467,7 +466,9 @@ def test_an_office_batch_answers_each_claim_even_an_unprocessable_one(world: Wor
     assert result["accepted"] == 3
     world.services.anchoring.run_once(force=True)
     for n in (1, 2, 3):
-        enrol(world.services, patient(n)["id_number"], f"患者{n}", "F", date(1990, 1, 1), "pw")
+        world.services.citizens.enrol(
+            patient(n)["id_number"], f"患者{n}", "F", date(1990, 1, 1), "pw"
+        )
     unreadable = result["items"][1]["invoice_id"]
     with world.services.sessions() as db:
         db.execute(

@@ -15,7 +15,6 @@ from typing import Any
 
 from api.adapters.hospital_files import sign_item
 from api.demo import data as demo_data
-from api.identity.citizens import enrol
 from tests.api.conftest import HOSPITAL, OTHER_HOSPITAL, World
 from tests.api.test_claims import BIG_INPATIENT, DATASET
 from verifier.canonical import invoice_id, patient_commitment
@@ -55,7 +54,9 @@ def _as(world: World, hospital: str) -> dict[str, str]:
 
 def _sign_in(world: World, hospital: str) -> dict[str, str]:
     citizen = PATIENTS[hospital]
-    enrol(world.services, citizen.id_number, citizen.name, citizen.sex, citizen.birth_date, "pw")
+    world.services.citizens.enrol(
+        citizen.id_number, citizen.name, citizen.sex, citizen.birth_date, "pw"
+    )
     body = world.client.post(
         "/api/v1/citizens/session", json={"id_number": citizen.id_number, "password": "pw"}
     ).json()
@@ -145,7 +146,7 @@ def test_two_hospitals_issue_the_same_bill_number(world: World) -> None:
 
     # Each is claimed by its own patient (by the bare reference, and by the id) and paid; the
     # bare reference names the citizen's own bill, and another's is not found.
-    world.services.claims.clock = lambda: datetime(2025, 3, 10, 10, tzinfo=UTC)
+    world.services.claim.clock = lambda: datetime(2025, 3, 10, 10, tzinfo=UTC)
     citizens = {h: _sign_in(world, h) for h in (HOSPITAL, OTHER_HOSPITAL)}
     theirs = world.client.post(
         "/api/v1/claims",
@@ -167,6 +168,6 @@ def test_two_hospitals_issue_the_same_bill_number(world: World) -> None:
         assert claim.json()["invoice_id"] == "0x" + expected.hex()
         claims.append(claim.json())
     assert all(c["state"] == "approved" for c in claims), claims
-    assert world.services.claims.settle_approved() == 2
+    assert world.services.settle.run() == 2
     assert ledger.claim_state(a_id).paid == claims[0]["amount_fen"] > 0
     assert ledger.claim_state(b_id).paid == claims[1]["amount_fen"] > 0

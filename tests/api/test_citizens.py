@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import update
 
 from api.db import models
-from api.identity.citizens import enrol
 from tests.api.conftest import World, patient
 
 
@@ -20,8 +19,10 @@ def sign_in(world: World, id_number: str, password: str) -> tuple[int, dict[str,
 
 def test_sign_in_and_my_invoices(world: World) -> None:
     mine, theirs = patient(1), patient(2)
-    enrol(world.services, mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
-    enrol(world.services, theirs["id_number"], theirs["name"], "M", date(1980, 1, 1), "pw-2")
+    world.services.citizens.enrol(mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
+    world.services.citizens.enrol(
+        theirs["id_number"], theirs["name"], "M", date(1980, 1, 1), "pw-2"
+    )
     world.upload([world.item(1), world.item(2), world.item(3)])
     status, session = sign_in(world, mine["id_number"], "pw-1")
     assert status == 200 and session["name"] == mine["name"]
@@ -36,7 +37,7 @@ def test_sign_in_and_my_invoices(world: World) -> None:
 
 def test_wrong_password_and_unknown_citizen_get_the_same_answer(world: World) -> None:
     mine = patient(1)
-    enrol(world.services, mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
+    world.services.citizens.enrol(mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
     wrong = sign_in(world, mine["id_number"], "nope")
     unknown = sign_in(world, "110101199003074578", "pw-1")
     assert wrong[0] == unknown[0] == 401
@@ -50,7 +51,7 @@ def test_my_invoices_needs_a_live_token(world: World) -> None:
     )
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "not_signed_in"
     mine = patient(1)
-    enrol(world.services, mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
+    world.services.citizens.enrol(mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
     token = sign_in(world, mine["id_number"], "pw-1")[1]["token"]
     with world.services.sessions() as db:
         db.execute(
@@ -67,7 +68,7 @@ def test_citizen_data_is_stored_only_hashed_and_encrypted(world: World) -> None:
     from sqlalchemy import text
 
     mine = patient(1)
-    enrol(world.services, mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
+    world.services.citizens.enrol(mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
     with world.services.engine.connect() as connection:
         dump = repr([tuple(r) for r in connection.execute(text("SELECT * FROM citizens"))])
     assert mine["id_number"] not in dump and mine["name"] not in dump and "pw-1" not in dump

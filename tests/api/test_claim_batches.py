@@ -1,4 +1,4 @@
-"""Claims in batches (the counter's batch endpoint, ``ClaimService.submit_many``): each claim is
+"""Claims in batches (the counter's batch endpoint, ``ClaimFlow.submit_many``): each claim is
 checked exactly as one by one, in order, and the batch is stored in one transaction."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from api.db import models
-from api.flows import claim as claims_flow
-from api.flows.claim import ClaimRefused, ClaimRequest
+from api.flows import claim as claim_flow
+from api.flows.claim import ClaimRequest
+from api.refusals import Refused
 from tests.api.test_claims import BIG_INPATIENT, DATASET, OUTPATIENT, Demo, demo, demo_world
 
 __all__ = ["demo"]  # the fixture, shared with test_claims
@@ -90,8 +91,8 @@ def test_a_batch_is_refused_whole_when_malformed(demo: Demo) -> None:
         assert db.query(models.Claim).count() == 0
 
 
-def _outcome(result: models.Claim | ClaimRefused) -> tuple[Any, ...]:
-    if isinstance(result, ClaimRefused):
+def _outcome(result: models.Claim | Refused) -> tuple[Any, ...]:
+    if isinstance(result, Refused):
         return ("refused", result.code)
     return (
         result.state,
@@ -114,9 +115,9 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path, monkeypatch: Any) -
     outcomes: dict[str, list[tuple[Any, ...]]] = {}
     totals: dict[str, dict[tuple[int, str, int], Any]] = {}
     for mode, size in (("one by one", 1), ("in batches", 7), ("on two cores", 40)):
-        monkeypatch.setattr(claims_flow, "PARALLEL_THRESHOLD", 2 if mode == "on two cores" else 256)
+        monkeypatch.setattr(claim_flow, "PARALLEL_THRESHOLD", 2 if mode == "on two cores" else 256)
         with demo_world(tmp_path / mode.replace(" ", "-")) as world:
-            service = world.services.claims
+            service = world.services.claim
             with world.services.sessions() as db:
                 citizens = {c.id_number_hash: c for c in db.query(models.Citizen)}
                 patients = {r.invoice_id: r.patient_id_hash for r in db.query(models.Invoice)}
@@ -133,13 +134,13 @@ def test_batches_decide_as_claims_one_by_one(tmp_path: Path, monkeypatch: Any) -
                         r = requests[lo]
                         try:
                             claim = service.submit(r.citizen, r.source, r.payer, r.channel)
-                        except ClaimRefused as exc:
+                        except Refused as exc:
                             results.append(_outcome(exc))
                         else:
                             results.append(_outcome(claim))
                     else:
                         results.extend(map(_outcome, service.submit_many(requests[lo : lo + size])))
-                service.settle_approved()
+                world.services.settle.run()
             assert service._pool.started == (mode == "on two cores")
             outcomes[mode] = results
             with world.services.sessions() as db:

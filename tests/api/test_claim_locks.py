@@ -62,7 +62,7 @@ def _held_by_critical(demo: Demo) -> tuple[str, bytes, dict[str, Any]]:
         ).status_code
         == 200
     )
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     critical = demo.client.post(
         "/api/v1/claims", json={"invoice": reference, "payer": "critical"}, headers=headers
     ).json()
@@ -95,7 +95,7 @@ def test_a_claim_of_an_invoice_another_payer_holds_is_refused_and_not_stored(dem
         ).status_code
         == 200
     )
-    assert services.claims.settle_approved() == 1
+    assert services.settle.run() == 1
     later = demo.client.post(
         "/api/v1/claims", json={"invoice": reference, "payer": "commercial"}, headers=headers
     )
@@ -112,7 +112,7 @@ def test_two_payers_racing_for_the_lock_store_one_claim_in_review(demo: Demo) ->
     headers = demo.sign_in(BIG_INPATIENT)
     basic = demo.client.post("/api/v1/claims", json={"invoice": reference}, headers=headers).json()
     demo.client.post(f"/api/v1/review/{basic['claim_id']}", headers=ADMIN, json={"approve": True})
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     barrier = threading.Barrier(2)
 
     def claim(payer: str) -> Any:

@@ -85,7 +85,7 @@ def demo_world(tmp_path: Path, database_url: str | None = None) -> Iterator[Demo
     # The demo data as generated (issued in 2025), claimed in mid-January 2026: within the
     # 365-day deadline of the invoices used here.
     assert seed_demo(services, end=date(2025, 1, 1)) == len(DATASET.invoices)
-    services.claims.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
+    services.claim.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
     with TestClient(create_app(settings, services, background=False)) as client:
         yield Demo(services, client)
 
@@ -111,7 +111,7 @@ def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
         mine = [ln for ln in lines if ln["class"] == category["item_class"]]
         for figure in ("amount_fen", "in_policy_fen", "self_share_fen", "excluded_fen"):
             assert sum(ln[figure] for ln in mine) == category[figure], figure
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     headers = demo.sign_in(BIG_INPATIENT)
     detail = demo.client.get(f"/api/v1/claims/{claim['claim_id']}", headers=headers).json()
     assert detail["state"] == "paid"
@@ -126,7 +126,7 @@ def test_one_tap_claim_is_adjudicated_settled_and_paid(demo: Demo) -> None:
     ]
     assert demo.paid_on_chain(BIG_INPATIENT) == claim["amount_fen"]
     # Settling again pays nothing more: the payment exists once.
-    assert demo.services.claims.settle_approved() == 0
+    assert demo.services.settle.run() == 0
     mine = demo.client.get("/api/v1/claims/mine", headers=headers).json()
     assert [c["claim_id"] for c in mine] == [claim["claim_id"]]
 
@@ -186,18 +186,18 @@ def test_other_payers_wait_for_basic_insurance(demo: Demo) -> None:
     basic = demo.claim(BIG_INPATIENT, "basic").json()
     pending = demo.claim(BIG_INPATIENT, "commercial").json()["error"]
     assert (pending["code"], pending["basic_claim"]) == ("basic_first", basic["claim_id"])
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     assert demo.claim(BIG_INPATIENT, "commercial").status_code == 201
 
 
 def test_payers_in_chain_never_pay_above_the_total(demo: Demo) -> None:
     total = DATASET.invoices[BIG_INPATIENT].total
     basic = demo.claim(BIG_INPATIENT, "basic").json()
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     commercial = demo.claim(BIG_INPATIENT, "commercial").json()
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     critical = demo.claim(BIG_INPATIENT, "critical")
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     paid = demo.paid_on_chain(BIG_INPATIENT)
     assert basic["state"] in ("approved", "paid") and paid <= total
     amounts = [basic["amount_fen"], commercial["amount_fen"]]
@@ -240,7 +240,7 @@ def test_simultaneous_identical_claims_give_one_claim(demo: Demo) -> None:
     for t in threads:
         t.join()
     assert sorted(statuses) == [201] + [409] * 7
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     with demo.services.sessions() as db:
         from sqlalchemy import func, select
 
@@ -277,7 +277,7 @@ def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
         json={"approve": True, "reason": "verified by phone"},
     ).json()
     assert approved["state"] == "approved"
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by is None and state.paid == claim["amount_fen"]
 
@@ -301,7 +301,7 @@ def test_reconciliation_catches_a_tampered_database(demo: Demo) -> None:
     from api.db import models
 
     demo.claim(BIG_INPATIENT)
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     auditor = {"Authorization": "Bearer dev-admin-token"}
     clean = demo.client.get("/api/v1/audit/reconciliation", headers=auditor).json()
     assert clean["consistent"] and clean["checkpoints_checked"] >= 1
@@ -336,11 +336,11 @@ def test_reconciliation_catches_a_tampered_database(demo: Demo) -> None:
 def test_stats_for_the_auditor(demo: Demo) -> None:
     demo.claim(BIG_INPATIENT)
     demo.claim(OUTPATIENT)
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     # A third claim, on a small invoice: whatever the policy decides, the figures must agree.
     small = 11  # 66.67 yuan
     demo.claim(small)
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     stats = demo.client.get(
         "/api/v1/audit/stats", headers={"Authorization": "Bearer dev-admin-token"}
     ).json()

@@ -136,7 +136,7 @@ def test_simultaneous_claims_over_http_on_several_workers(
             key = id_of(i)
             if code == 409:
                 assert first == claims_by_invoice[key].id
-        services.claims.settle_approved()
+        services.settle.run()
         with services.sessions() as db:
             claims = list(db.scalars(select(models.Claim)))
             payments = {p.claim_id: p for p in db.scalars(select(models.Payment))}

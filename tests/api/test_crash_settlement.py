@@ -24,13 +24,13 @@ WORKER = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
     from sqlalchemy import select
-    from api.flows.claim import ClaimRefused
+    from api.refusals import Refused
     from api.db import models
     from api.bootstrap import open_services
     from api.settings import Settings
 
     services = open_services(Settings(data_dir=Path(sys.argv[1]), anchor_interval_ms=0))
-    services.claims.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
+    services.claim.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
     with services.sessions() as db:
         citizens = {c.id_number_hash: c for c in db.scalars(select(models.Citizen))}
         invoices = sorted(db.scalars(select(models.Invoice)), key=lambda r: r.invoice_id)
@@ -46,15 +46,15 @@ WORKER = textwrap.dedent("""
         services.sequencer.settle = settle_then_die
     for n, row in enumerate(invoices[start:] + invoices[:start], start=1):
         try:
-            claim = services.claims.submit(
+            claim = services.claim.submit(
                 citizens[row.patient_id_hash], f"{row.bill_code}-{row.bill_number}", "basic", "app"
             )
-        except ClaimRefused:
+        except Refused:
             continue
         # Acknowledged: the claim's reference is out. Print it before anything else happens.
         print(claim.id, flush=True)
         if n % 3 == 0:
-            services.claims.settle_approved()
+            services.settle.run()
 """)
 
 SETTINGS = {"anchor_interval_ms": 0}
@@ -81,8 +81,8 @@ def test_kill_during_settlement_then_restart_pays_each_claim_once(
 
     services = open_services(Settings(data_dir=tmp_path, **SETTINGS))
     try:
-        services.claims.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
-        services.claims.settle_approved()  # what the restarted loop does first
+        services.claim.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
+        services.settle.run()  # what the restarted loop does first
         with services.sessions() as db:
             claims = {c.id: c for c in db.scalars(select(models.Claim))}
             payments = {p.claim_id: p for p in db.scalars(select(models.Payment))}
@@ -117,7 +117,7 @@ def test_killed_after_the_chain_paid_and_before_the_database_knew(tmp_path: Path
         assert stuck and stuck <= acked  # the kill landed where it was meant to
         events = services.session.ledger.events(name="InvoiceSettled")
         assert len(events) == len(stuck)  # the chain paid them
-        services.claims.settle_approved()  # reconciles with the chain; never sends them again
+        services.settle.run()  # reconciles with the chain; never sends them again
         with services.sessions() as db:
             claims = {
                 c.id: c for c in db.scalars(select(models.Claim).where(models.Claim.id.in_(stuck)))

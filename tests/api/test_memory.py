@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 from api.adapters.hospital_files import sign_item
 from api.app import create_app
 from api.db import models
-from api.identity.citizens import enrol
 from api.settings import Settings
 from chain.model import HospitalLevel
 from tests.api import killing
@@ -190,7 +189,7 @@ def test_the_largest_invoice_prints_within_300_mb(server: Server) -> None:
 
 def _citizen(world: World) -> dict[str, str]:
     mine = patient(1)
-    enrol(world.services, mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
+    world.services.citizens.enrol(mine["id_number"], mine["name"], "F", date(1990, 1, 1), "pw-1")
     token = world.client.post(
         "/api/v1/citizens/session", json={"id_number": mine["id_number"], "password": "pw-1"}
     ).json()["token"]
@@ -249,7 +248,7 @@ def test_claims_by_photo_are_rate_limited_per_citizen(world: World) -> None:
     assert error["retry_after_seconds"] > 0
     # Someone else (another citizen from the same client) is not held back by that.
     other = patient(2)
-    enrol(world.services, other["id_number"], other["name"], "M", date(1980, 1, 1), "pw-2")
+    world.services.citizens.enrol(other["id_number"], other["name"], "M", date(1980, 1, 1), "pw-2")
     token = world.client.post(
         "/api/v1/citizens/session", json={"id_number": other["id_number"], "password": "pw-2"}
     ).json()["token"]

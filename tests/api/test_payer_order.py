@@ -37,7 +37,7 @@ def _large_invoice_paid_by_basic(demo: Demo) -> tuple[str, bytes, int]:
         "/api/v1/claims", json={"invoice": reference}, headers=demo.sign_in(BIG_INPATIENT)
     ).json()
     assert basic["state"] == "approved", basic
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     invoice_id = bytes.fromhex(basic["invoice_id"][2:])
     return reference, invoice_id, basic["amount_fen"]
 
@@ -56,7 +56,7 @@ def _batch(demo: Demo, reference: str, payers: list[str]) -> list[dict[str, Any]
 
 
 def _settled(demo: Demo, invoice_id: bytes) -> dict[str, models.Claim]:
-    assert demo.services.claims.settle_approved() >= 0
+    assert demo.services.settle.run() >= 0
     with demo.services.sessions() as db:
         claims = {
             c.payer: c

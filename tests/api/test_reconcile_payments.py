@@ -35,7 +35,7 @@ def _paid_claim(demo: Demo) -> tuple[str, bytes, int]:
     """One claim settled on chain and paid: its id, its invoice and the amount paid."""
     claim = demo.claim(BIG_INPATIENT)
     assert claim.status_code == 201, claim.text
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     assert _reconciliation(demo)["consistent"]
     return (
         claim.json()["claim_id"],
@@ -124,7 +124,7 @@ def test_a_claim_paid_on_chain_and_still_settling_is_in_flight(demo: Demo) -> No
     assert in_flight["consistent"] is True
     assert in_flight["payments_in_flight"] == [claim_id]
     assert in_flight["payment_mismatches"] == []
-    demo.services.claims.settle_approved()  # the next round records the payment
+    demo.services.settle.run()  # the next round records the payment
     settled = _reconciliation(demo)
     assert settled["consistent"] and settled["payments_in_flight"] == []
     assert settled["payments_checked"] == 1

@@ -91,7 +91,7 @@ def test_one_of_thirty_simultaneous_decisions_wins(demo: Demo) -> None:
     assert after_review[0].at.isoformat() == decided_at
     state = demo.services.session.ledger.claim_state(invoice_id)
     basic = demo.services.session.payers["basic"].address
-    demo.services.claims.settle_approved()
+    demo.services.settle.run()
     after = demo.services.session.ledger.claim_state(invoice_id)
     with demo.services.sessions() as db:
         stored = db.get(models.Claim, claim["claim_id"])
@@ -113,7 +113,7 @@ def test_a_decided_or_settled_claim_cannot_be_decided_again(demo: Demo) -> None:
     admin = {"Authorization": "Bearer dev-admin-token"}
     path = f"/api/v1/review/{claim['claim_id']}"
     assert demo.client.post(path, headers=admin, json={"approve": True}).status_code == 200
-    assert demo.services.claims.settle_approved() == 1
+    assert demo.services.settle.run() == 1
     late = demo.client.post(path, headers=admin, json={"approve": False, "reason": "too late"})
     assert late.status_code == 409
     error = late.json()["error"]
@@ -143,7 +143,7 @@ def test_simultaneous_settlements_take_each_claim_once(demo: Demo) -> None:
 
     def settle() -> int:
         barrier.wait()
-        return demo.services.claims.settle_approved()
+        return demo.services.settle.run()
 
     with ThreadPoolExecutor(4) as pool:
         paid = list(pool.map(lambda _: settle(), range(4)))

@@ -28,7 +28,7 @@ def test_the_whole_flow_on_a_json_rpc_node(tmp_path: Path, anvil_url: str) -> No
     services = open_services(settings)  # deploys the contract on the node
     assert services.session.config.backend == "rpc"
     assert seed_demo(services, end=date(2025, 1, 1)) == len(DATASET.invoices)
-    services.claims.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
+    services.claim.clock = lambda: datetime(2026, 1, 15, 10, tzinfo=UTC)
     with TestClient(create_app(settings, services, background=False)) as client:
         key = Account.create()
         registered = client.post(
@@ -66,7 +66,7 @@ def test_the_whole_flow_on_a_json_rpc_node(tmp_path: Path, anvil_url: str) -> No
         demo = Demo(services, client)
         claim = demo.claim(BIG_INPATIENT)
         assert claim.status_code == 201 and claim.json()["state"] == "approved", claim.text
-        assert services.claims.settle_approved() == 1
+        assert services.settle.run() == 1
         detail = client.get(
             f"/api/v1/claims/{claim.json()['claim_id']}", headers=demo.sign_in(BIG_INPATIENT)
         ).json()

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.bootstrap import Services, open_services
-from api.identity.citizens import enrol
 from api.settings import Settings
 from tests.api.conftest import patient
 
@@ -63,7 +62,7 @@ def enrolled() -> dict[str, str]:
 
 
 def _enrol(desk: Desk, who: dict[str, str]) -> None:
-    enrol(desk.services, who["id_number"], who["name"], "F", date(1990, 1, 1), "pw-1")
+    desk.services.citizens.enrol(who["id_number"], who["name"], "F", date(1990, 1, 1), "pw-1")
 
 
 def test_sign_in_is_limited_per_id_number(

@@ -84,7 +84,7 @@ def test_a_claim_the_ledger_refuses_gives_back_what_it_took(demo: Demo) -> None:
         [SettlementRequest("direct", leaf, row.total, row.signature)],
     )
     assert direct.error is None
-    assert demo.services.claims.settle_approved() == 0
+    assert demo.services.settle.run() == 0
     with demo.services.sessions() as db:
         stored = db.get(models.Claim, claim["claim_id"])
     assert stored is not None

@@ -223,7 +223,7 @@ def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
             select(models.Citizen).where(models.Citizen.id_number_hash == citizen_hash)
         )
     assert citizen is not None
-    claim = site.services.claims.submit(citizen, reference, "basic", "app")
+    claim = site.services.claim.submit(citizen, reference, "basic", "app")
     assert claim.state == "in_review"
     page.goto(f"{site.url}/web/review.html")
     page.fill("#token", "wrong")
