@@ -37,6 +37,7 @@ from api.flows.decide import (
     Pending,
     claims_of,
     decide_in_worker,
+    pending,
     refuse_duplicate,
 )
 from api.flows.totals import TotalsConflict, is_race
@@ -84,14 +85,9 @@ def _not_found() -> NotFound:
 
 
 def _pending(i: int, request: ClaimRequest, verdict: Verdict, row: models.Invoice) -> Pending:
-    citizen = request.citizen
-    return Pending(
+    return pending(
         i,
-        citizen.id,
-        citizen.id_number_hash,
-        citizen.sex,
-        citizen.birth_date,
-        citizen.assistance_eligible,
+        request.citizen,
         request.payer,
         request.channel,
         row.invoice_id,

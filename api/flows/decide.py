@@ -51,12 +51,47 @@ class Pending:
     id_number_hash: bytes
     sex: str
     birth_date: date
-    low_income: bool
+    flags: frozenset[str]  # eligibility facts, named as the policies name them
     payer: str
     channel: str
     invoice_id: bytes
     steps: tuple[str, ...]
     paid_on_chain: int
+
+
+def eligibility_flags(citizen: models.Citizen) -> frozenset[str]:
+    """The citizen's eligibility facts as the policies name them (``eligible_flags`` in
+    ``claims/policies/*.toml``).
+
+    The citizen's record has one such fact, ``assistance_eligible``, read as ``low_income``
+    (低保); ``extreme_poverty`` (特困) and ``near_low_income`` (低边), which medical assistance
+    also accepts, have no column yet, so they are never set."""
+    return frozenset({"low_income"}) if citizen.assistance_eligible else frozenset()
+
+
+def pending(
+    index: int,
+    citizen: models.Citizen,
+    payer: str,
+    channel: str,
+    invoice_id: bytes,
+    steps: tuple[str, ...],
+    paid_on_chain: int,
+) -> Pending:
+    """A claim of ``citizen`` waiting for its decision (or priced again at settlement)."""
+    return Pending(
+        index,
+        citizen.id,
+        citizen.id_number_hash,
+        citizen.sex,
+        citizen.birth_date,
+        eligibility_flags(citizen),
+        payer,
+        channel,
+        invoice_id,
+        steps,
+        paid_on_chain,
+    )
 
 
 @dataclass(frozen=True)
@@ -159,9 +194,7 @@ class Decider:
     ) -> claims.Adjudication:
         """The payer's adjudication of ``invoice`` (with its ``claimed_at``) on
         ``accumulator``, after what ``p.paid_on_chain`` says earlier payers pay."""
-        person = claims.Citizen(
-            claims.Sex(p.sex), p.birth_date, frozenset({"low_income"} if p.low_income else ())
-        )
+        person = claims.Citizen(claims.Sex(p.sex), p.birth_date, p.flags)
         return claims.adjudicate(
             self.policies[p.payer], invoice, person, accumulator, already_paid_fen=p.paid_on_chain
         )
@@ -175,9 +208,7 @@ class Decider:
         claims of several payers made together never add up above the invoice."""
         row = known.rows[p.invoice_id]
         presented = replace(known.view(row), claimed_at=now)
-        person = claims.Citizen(
-            claims.Sex(p.sex), p.birth_date, frozenset({"low_income"} if p.low_income else ())
-        )
+        person = claims.Citizen(claims.Sex(p.sex), p.birth_date, p.flags)
         year = presented.policy_year
         p = replace(p, paid_on_chain=p.paid_on_chain + self.earlier_unpaid(known.unpaid, p))
         adjudication = self.price(p, presented, known.accumulator(p.citizen_id, p.payer, year))

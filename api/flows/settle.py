@@ -26,7 +26,7 @@ from api.db.models import ClaimState
 from api.db.queries import chunks, leaf_of
 from api.flows import ports
 from api.flows import totals as claim_totals
-from api.flows.decide import FIRST_PAYER, Decider, Pending, explain, unpaid_of
+from api.flows.decide import FIRST_PAYER, Decider, Pending, explain, pending, unpaid_of
 from api.flows.totals import TotalsConflict, is_race
 from api.read.invoices import rows_by_id
 from chain.errors import ContractRevert, InvoiceLocked, PaidAboveTotal
@@ -169,14 +169,9 @@ class SettleFlow:
             }
             stale: list[tuple[models.Claim, Pending]] = []
             for claim in stored.values():
-                citizen = citizens[claim.citizen_id]
-                p = Pending(
+                p = pending(
                     0,
-                    citizen.id,
-                    citizen.id_number_hash,
-                    citizen.sex,
-                    citizen.birth_date,
-                    citizen.assistance_eligible,
+                    citizens[claim.citizen_id],
                     claim.payer,
                     claim.channel,
                     claim.invoice_id,

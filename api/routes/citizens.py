@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.deps import CitizenDep, ServicesDep
+from api.deps import CitizenDep, CitizensDep
 
 router = APIRouter(prefix="/citizens", tags=["citizens"])
 
@@ -25,11 +25,10 @@ class SessionPublic(BaseModel):
 
 
 @router.post("/session", response_model=SessionPublic)
-def sign_in(services: ServicesDep, request: Request, body: SignInRequest) -> SessionPublic:
+def sign_in(citizens: CitizensDep, request: Request, body: SignInRequest) -> SessionPublic:
     """Signs a citizen in; the token goes in ``Authorization: Bearer …``. Rate-limited per
     client and per ID number (429 ``sign_in_rate_limited`` with ``Retry-After``)."""
     client = request.client.host if request.client else "unknown"
-    citizens = services.citizens
     session = citizens.sign_in(body.id_number, body.password, client)  # refusals propagate
     citizen = citizens.for_token(session.token)
     assert citizen is not None
@@ -50,7 +49,7 @@ class MyInvoice(BaseModel):
 
 
 @router.get("/me/invoices", response_model=list[MyInvoice])
-def my_invoices(services: ServicesDep, citizen: CitizenDep) -> list[MyInvoice]:
+def my_invoices(citizens: CitizensDep, citizen: CitizenDep) -> list[MyInvoice]:
     """The invoices issued to the signed-in citizen, newest first."""
     return [
         MyInvoice(
@@ -64,5 +63,5 @@ def my_invoices(services: ServicesDep, citizen: CitizenDep) -> list[MyInvoice]:
             total=mine.row.total,
             status=mine.status,
         )
-        for mine in services.citizens.invoices_of(citizen)
+        for mine in citizens.invoices_of(citizen)
     ]
