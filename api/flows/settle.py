@@ -26,7 +26,8 @@ from api.db.models import ClaimState
 from api.db.queries import chunks, leaf_of
 from api.flows import ports
 from api.flows import totals as claim_totals
-from api.flows.decide import FIRST_PAYER, Decider, Pending, explain, pending, unpaid_of
+from api.flows.decide import FIRST_PAYER, Decider, Pending, pending, unpaid_of
+from api.flows.explanation import explain
 from api.flows.totals import TotalsConflict, is_race
 from api.read.invoices import rows_by_id
 from chain.errors import ContractRevert, InvoiceLocked, PaidAboveTotal

@@ -21,7 +21,7 @@ from api.db import models
 from api.db.models import DECIDED_STATES, ClaimState
 from api.db.queries import chunks
 from api.flows import ports
-from api.flows.decide import readable
+from api.flows.explanation import readable
 from api.read.invoices import find_invoice, load_invoices, rows_by_id
 from claims import CHINA_TZ
 
