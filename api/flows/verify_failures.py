@@ -28,18 +28,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import models
 from api.db.queries import dialect_insert
 from api.flows.verify import RateLimiter
+from api.refusals import TooMany
 from verifier.pipeline import Verdict
 
 HOUR_SECONDS = 3600
 
 
-class VerificationRefused(Exception):
+class VerificationRefused(TooMany):
     """Raised when a verification is not made because its asker (``rate_limited``) or its
     bill (``bill_rate_limited``) used up its failed attempts; ``retry_after`` in seconds."""
 
     def __init__(self, code: str, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message, retry_after)
         self.retry_after = retry_after
 
 

@@ -18,7 +18,6 @@ from api.deps import (
 )
 from api.errors import ApiError, too_many_requests
 from api.flows.verify import VerificationService, refuse_oversized_photo
-from api.flows.verify_failures import VerificationRefused
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
@@ -80,10 +79,7 @@ def _is_staff(staff_tokens: StaffTokensDep, authorization: str | None) -> bool:
 def _verified(
     verification: VerificationService, source: bytes | str | Reference, client: str, staff: bool
 ) -> VerdictPublic:
-    try:
-        return _public(*verification.verify(source, asker=client, staff=staff))
-    except VerificationRefused as exc:
-        raise too_many_requests(exc.code, str(exc), exc.retry_after) from None
+    return _public(*verification.verify(source, asker=client, staff=staff))
 
 
 def _public(verdict: Verdict, count: int | None) -> VerdictPublic:
