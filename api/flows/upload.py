@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from api.adapters.metrics import UPLOADED
 from api.adapters.personal_data import PersonalData
@@ -29,6 +29,7 @@ from api.adapters.registry import RegistryCache
 from api.adapters.workers import WorkerPool
 from api.db import models
 from api.db.queries import chunks
+from api.flows import ports
 from api.identity.staff import record
 from api.refusals import Conflict, Forbidden, Invalid, Refused
 from verifier.canonical import (
@@ -292,14 +293,16 @@ class IngestService:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        uow: ports.UnitOfWork,
         registry: RegistryCache,
         domain: Domain,
         personal: PersonalData,
         workers: int | None = None,
         max_issue_age: timedelta | None = None,
+        clock: ports.Clock = lambda: datetime.now(UTC),
     ) -> None:
-        self._sessions = sessions
+        self._uow = uow
+        self._clock = clock
         self._registry = registry
         self._max_issue_age = max_issue_age  # None: no bound (development)
         self._domain = domain
@@ -314,7 +317,7 @@ class IngestService:
     ) -> list[_Prepared | Refusal]:
         """Validates and recovers signatures, in worker processes for large batches; times
         in the future of ``received_at`` (now by default) are refused."""
-        received_at = received_at or datetime.now(UTC)
+        received_at = received_at or self._clock()
         chain_id, contract = self._domain.chain_id, self._domain.contract
         if len(items) < PARALLEL_THRESHOLD or self._pool.size < 2:
             return _prepare_chunk(0, items, chain_id, contract, received_at)
@@ -382,7 +385,7 @@ class IngestService:
                 f"{revoked_log_size} invoices): invoices it signs are no longer accepted",
             )
         if self._max_issue_age is not None:
-            oldest = datetime.now(UTC) - self._max_issue_age
+            oldest = self._clock() - self._max_issue_age
             if p.issued_at < oldest:
                 return _refuse(
                     p.index,
@@ -398,8 +401,8 @@ class IngestService:
         return None
 
     def _store(self, hospital: str, result: BatchResult, accepted: list[_Prepared]) -> None:
-        now = datetime.now(UTC)
-        with self._sessions() as session:
+        now = self._clock()
+        with self._uow() as session:
             existing = self._existing(session, [p.invoice_id for p in accepted])
             new = []
             for p in accepted:
