@@ -1,4 +1,4 @@
-"""Logs, metrics and readiness: what an operator watches.
+"""Logs and metrics: what an operator watches (readiness is ``api.read.health``).
 
 Logs are JSON lines, one per request and one per event worth telling, each with the request id
 (taken from a well-formed ``X-Request-ID`` or made here, and sent back in the response). They
@@ -9,7 +9,8 @@ Metrics are Prometheus text at ``/metrics``. Counters and histograms of this pro
 uploads, verifications by outcome, settlement batches and gas) use prometheus_client's
 multi-process mode when ``PROMETHEUS_MULTIPROC_DIR`` is set, as it must be with several uvicorn
 workers; what the database and the ledger say (claims by state, invoices, log and anchoring
-lag, oldest approved claim) is read at scrape time, so every worker answers the same.
+lag, oldest approved claim) is read at scrape time (the gauges of ``api.read.health``), so
+every worker answers the same.
 """
 
 from __future__ import annotations
