@@ -75,7 +75,7 @@ class HealthRead:
                 db.execute(text("SELECT 1"))
                 oldest = db.execute(
                     select(func.min(models.Claim.updated_at)).where(
-                        models.Claim.state == "approved"
+                        models.Claim.state == models.ClaimState.APPROVED
                     )
                 ).scalar()
             out["database"] = "ok"

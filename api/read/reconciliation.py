@@ -137,7 +137,7 @@ def _compare_payments(ledger: ports.Ledger, result: Reconciliation, claims: Sequ
         invoice_id, payer = key
         claim, chain_paid = stored.get(key), on_chain.get(key)
         mine = claim.amount_fen if claim is not None else None
-        if mine is None and claim is not None and claim.state == "settling":
+        if mine is None and claim is not None and claim.state == models.ClaimState.SETTLING:
             result.payments_in_flight.append(claim.id)
             database_paid[invoice_id] += chain_paid or 0
             continue
