@@ -42,7 +42,7 @@ from api.flows.decide import (
 )
 from api.flows.totals import TotalsConflict, is_race
 from api.flows.verify import VerificationService
-from api.flows.verify_failures import VerificationRefused, guessed_wrong
+from api.flows.verify_failures import guessed_wrong
 from api.read.invoices import (
     BillReference,
     InvoiceKeyAmbiguous,
@@ -51,7 +51,7 @@ from api.read.invoices import (
     payload_of,
     rows_by_id,
 )
-from api.refusals import Conflict, Invalid, NotFound, Refused, TooMany
+from api.refusals import Conflict, Invalid, NotFound, Refused
 from chain.errors import InvoiceLocked, LedgerError
 from verifier.canonical import Domain
 from verifier.pipeline import Verdict
@@ -106,7 +106,7 @@ class Verifier(Protocol):
 
 class AttemptGate(Protocol):
     """What intake asks of the failed-attempt limits (``api.flows.verify_failures``); both
-    raise ``VerificationRefused``."""
+    raise its ``VerificationRefused`` (a ``TooMany``)."""
 
     def admit(self, asker: str) -> None: ...
     def record(self, asker: str | None, bill: str | None) -> None: ...
@@ -183,14 +183,11 @@ class ClaimFlow:
         self, citizen: models.Citizen, source: str | bytes, payer: str, channel: str
     ) -> models.Claim:
         """:meth:`submit` through a public channel: a citizen's own failed attempts (what was
-        sent names no invoice of theirs) are limited, decided before the attempt (``TooMany``
-        ``rate_limited``); staff's at the office are not."""
+        sent names no invoice of theirs) are limited, decided before the attempt (a
+        ``TooMany``, ``rate_limited``); staff's at the office are not."""
         asker = None if channel == "office" else f"citizen:{citizen.id}"
         if asker is not None:
-            try:
-                self._failures.admit(asker)
-            except VerificationRefused as exc:
-                raise TooMany(exc.code, str(exc), exc.retry_after) from None
+            self._failures.admit(asker)  # VerificationRefused: a TooMany
         try:
             return self.submit(citizen, source, payer, channel)
         except Refused as exc:
