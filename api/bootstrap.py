@@ -140,11 +140,11 @@ def open_services(settings: Settings) -> Services:
     services.verification = VerificationService(
         sessions, gateway, registry, domain, failures, photo_reader(settings.image_limits())
     )
-    services.void = VoidService(sessions, gateway)
     services.hospitals = Hospitals(sessions, gateway, registry)
     services.staff_tokens = StaffTokens(sessions, settings.admin_token, gateway.payers)
     services.audit = AuditLog(sessions)
     services.invoices = InvoiceReads(sessions, gateway)
+    services.void = VoidService(sessions, gateway, services.invoices)
     services.qr = QrReads(sessions, gateway, domain, personal)
     services.trust_list = TrustListRead(sessions, gateway, registry, domain)
     services.health = HealthRead(

@@ -13,7 +13,7 @@ from api.db import models
 from api.db.queries import leaf_of
 from api.flows import ports
 from api.identity.staff import record
-from api.read.invoices import find_invoice
+from api.read.invoices import InvoiceReads, InvoiceView, find_invoice
 from api.refusals import Conflict
 
 
@@ -24,17 +24,19 @@ class VoidService:
         self,
         uow: ports.UnitOfWork,
         ledger: ports.Ledger,
+        invoices: InvoiceReads,
         clock: ports.Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._uow = uow
         self._ledger = ledger
+        self._invoices = invoices
         self._clock = clock
 
-    def void(self, hospital: str, key: str, red_invoice_id: str, signature: str) -> bytes:
+    def void(self, hospital: str, key: str, red_invoice_id: str, signature: str) -> InvoiceView:
         """Voids the invoice named by ``key`` (``hospital``'s own; another hospital's does not
         exist for it) with the red-letter invoice ``red_invoice_id`` (0x + 64 hex digits, kept
         as given in the audit log) and the hospital's ``signature`` (0x + 130 hex digits);
-        returns the voided invoice's id.
+        returns the voided invoice as its hospital reads it now.
 
         Raises ``NotFound`` (``invoice_not_found``) and the other refusals of
         ``api.read.invoices.find_invoice``; ``Conflict`` (``invoice_voided``,
@@ -61,4 +63,4 @@ class VoidService:
                 red_invoice_id=red_invoice_id,
             )
             db.commit()
-        return row.invoice_id
+        return self._invoices.view("0x" + row.invoice_id.hex(), lambda r: r.hospital == hospital)

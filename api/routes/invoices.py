@@ -187,14 +187,12 @@ def inclusion_proof(
 
 @router.post("/{key}/void", response_model=InvoicePublic)
 def void_invoice(
-    void: VoidDep, invoices: InvoicesDep, hospital: HospitalDep, key: str, request: VoidRequest
+    void: VoidDep, hospital: HospitalDep, key: str, request: VoidRequest
 ) -> InvoicePublic:
     """Red-letter reversal (红冲): relays the hospital's EIP-712 signature of
     VoidInvoice(invoiceId, redInvoiceId) to the ledger. Refused once anything was paid; another
     hospital's invoice does not exist for the caller (404, exactly as when reading it)."""
-    invoice_id = void.void(hospital, key, request.red_invoice_id, request.signature)
-    view = invoices.view(_hex(invoice_id) or "", lambda row: row.hospital == hospital)
-    return _invoice_public(view)
+    return _invoice_public(void.void(hospital, key, request.red_invoice_id, request.signature))
 
 
 @router.post(

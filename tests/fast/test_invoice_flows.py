@@ -114,13 +114,13 @@ def test_a_void_is_relayed_then_recorded_with_who_asked(uow: sessionmaker[Sessio
     ledger = LogLedger()
     row = _invoice(uow)
     key = "0x" + row.invoice_id.hex()
-    assert VoidService(uow, ledger, clock=lambda: NOW).void(HOSPITAL, key, RED, SIGNATURE) == (
-        row.invoice_id
-    )
+    reads = InvoiceReads(uow, ledger)
+    voided = VoidService(uow, ledger, reads, clock=lambda: NOW).void(HOSPITAL, key, RED, SIGNATURE)
+    assert voided.row.invoice_id == row.invoice_id and voided.status == "voided"
     leaf, index, red, signature = ledger.voided[0]
     assert (leaf.invoice_id, index) == (row.invoice_id, row.leaf_index)
     assert (red, signature) == (bytes.fromhex(RED[2:]), bytes.fromhex(SIGNATURE[2:]))
-    view = InvoiceReads(uow, ledger).view(key)
+    view = reads.view(key)
     assert view.status == "voided" and view.row.voided_at == NOW
     with uow() as db:
         entry = db.scalar(select(models.AuditEntry))
@@ -147,7 +147,7 @@ def test_a_void_is_refused(
 ) -> None:
     ledger = LogLedger()
     row = _invoice(uow, anchored)
-    flow = VoidService(uow, ledger, clock=lambda: NOW)
+    flow = VoidService(uow, ledger, InvoiceReads(uow, ledger), clock=lambda: NOW)
     if voided:
         flow.void(HOSPITAL, "0x" + row.invoice_id.hex(), RED, SIGNATURE)
     with pytest.raises(refusal) as raised:
