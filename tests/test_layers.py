@@ -17,7 +17,8 @@ The rules:
 - ``api/flows/*`` and ``api/read/*`` never import a route nor the composition root
   (``api.bootstrap``, ``api.app``, ``api.cli``, ``api.deps``), and reach the ledger through
   ``api.flows.ports.Ledger``, never its implementations (the gateway, a session, the log);
-- only ``api/app.py``, ``api/cli.py`` and ``api/deps.py`` import ``api.bootstrap``;
+- only ``api/app.py``, ``api/cli.py`` and ``api/deps.py`` import ``api.bootstrap``; the routes
+  are imported by the app alone, the app by the cli alone, ``api.deps`` by routes and the app;
 - ``verifier/*`` never imports a module that talks to a node or a store, nor ``api``;
 - ``chain/*`` imports only ``chain``; ``claims/*`` imports nothing of ours;
 - nothing outside ``api/demo/`` imports ``api.demo.*`` but ``api/cli.py`` (``run --demo``,
@@ -308,6 +309,31 @@ def test_only_the_entry_points_import_bootstrap() -> None:
     )
     assert not offending, _report(
         "only api/app.py, api/cli.py and api/deps.py import api.bootstrap", offending
+    )
+
+
+#: The top of the service and who alone may import it: the web app mounts the routes, the
+#: command line serves the app, routes (and the app) take their dependencies from deps.
+TOP = {
+    "api.routes": ("api.app",),
+    "api.app": ("api.cli",),
+    "api.cli": (),
+    "api.deps": ("api.routes", "api.app"),
+}
+
+
+def test_the_top_is_imported_only_from_above() -> None:
+    offending = [
+        str(a)
+        for m, arrows in sorted(GRAPH.items())
+        for a in arrows
+        for top, importers in TOP.items()
+        if _in(a.target, top) and not _in(m, top, *importers)
+    ]
+    assert not offending, _report(
+        "routes are imported only by api/app.py, the app only by api/cli.py, the cli by "
+        "nothing, api.deps only by routes and the app",
+        offending,
     )
 
 
