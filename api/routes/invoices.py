@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import HospitalDep, IngestDep, InvoicesDep, ReaderDep, VoidDep
 from api.errors import status_of
-from api.flows.upload import BatchResult, csv_items
+from api.flows.upload import BatchResult
+from api.flows.upload_items import csv_items
 from api.read.invoices import InvoiceView
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])

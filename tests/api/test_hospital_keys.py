@@ -17,7 +17,8 @@ from sqlalchemy import select
 from api.app import create_app
 from api.bootstrap import open_services
 from api.db import models
-from api.flows.upload import BatchResult, Refusal
+from api.flows.upload import BatchResult
+from api.flows.upload_items import Refusal
 from api.settings import Settings
 from chain import errors
 from chain.model import HospitalLevel, InvoiceLeaf, KeyRejection
