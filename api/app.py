@@ -48,8 +48,7 @@ def _sequencer_loop(services: Services, stop: threading.Event) -> None:
             try:
                 if not lock.try_acquire():
                     continue
-                with services.lock:
-                    appended = services.anchoring.run_once()
+                appended = services.anchoring.run_once()
                 paid = services.settle.run()
                 if appended:
                     log.info("appended %d invoices to the log", appended)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +35,7 @@ from api.read.qr import QrReads
 from api.read.reconciliation import Reconciler
 from api.read.trust import TrustListRead
 from api.settings import Settings
-from chain.factory import LedgerSession, open_ledger
+from chain.factory import open_ledger
 from chain.log import MerkleLog
 from chain.sequencer import Sequencer
 from verifier.canonical import Domain
@@ -44,57 +43,52 @@ from verifier.canonical import Domain
 
 @dataclass
 class Services:
-    """Database, ledger session, invoice log, sequencer and the services built on them.
+    """The flows, reads and identity checks the routes call, and what they are built on.
 
-    ``lock`` serialises ledger and log access: py-evm and the log's connection are used from
-    one thread at a time.
+    ``sessions`` is the unit of work (a ``sessionmaker``); ``ledger`` is the ledger gateway,
+    which owns the ledger lock: nothing here reaches the chain or the log any other way.
     """
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    session: LedgerSession
-    log: MerkleLog
-    sequencer: Sequencer
+    ledger: LedgerGateway
+    domain: Domain
     registry: RegistryCache
+    # flows, in the order of the data
     ingest: IngestService
     anchoring: AnchorService
-    domain: Domain
-    ledger: LedgerGateway
-    lock: threading.RLock
-    verification: VerificationService = field(init=False)
-    void: VoidService = field(init=False)
-    hospitals: Hospitals = field(init=False)
-    staff_tokens: StaffTokens = field(init=False)
-    audit: AuditLog = field(init=False)
-    invoices: InvoiceReads = field(init=False)
-    qr: QrReads = field(init=False)
-    trust_list: TrustListRead = field(init=False)
-    health: HealthRead = field(init=False)
-    ledger_reads: LedgerReads = field(init=False)
-    reconciliation: Reconciler = field(init=False)
-    rate_limiter: RateLimiter = field(init=False)
-    photo_claim_limiter: RateLimiter = field(init=False)  # per citizen
-    sign_in_limits: SignInLimits = field(init=False)
-    citizens: Citizens = field(init=False)
-    claim_reads: ClaimReads = field(init=False)
-    claim: ClaimFlow = field(init=False)
-    review: ReviewFlow = field(init=False)
-    settle: SettleFlow = field(init=False)
+    verification: VerificationService
+    claim: ClaimFlow
+    review: ReviewFlow
+    settle: SettleFlow
+    void: VoidService
+    # reads
+    invoices: InvoiceReads
+    qr: QrReads
+    claim_reads: ClaimReads
+    trust_list: TrustListRead
+    health: HealthRead
+    ledger_reads: LedgerReads
+    reconciliation: Reconciler
+    # identity
+    hospitals: Hospitals
+    citizens: Citizens
+    staff_tokens: StaffTokens
+    audit: AuditLog
+    # the per-client limits the routes apply
+    rate_limiter: RateLimiter
+    photo_claim_limiter: RateLimiter  # per citizen
+    sign_in_limits: SignInLimits
 
     def close(self) -> None:
         self.claim.close()
         self.ingest.close()
-        self.log.close()
-        self.session.close()
+        self.ledger.close()
         self.engine.dispose()
 
 
-def open_services(settings: Settings) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database)
-    upgrade(engine)
-    sessions = session_factory(engine)
+def _open_ledger(settings: Settings) -> LedgerGateway:
     session = open_ledger(settings.ledger_config())
     merkle_log = MerkleLog(settings.data_dir / "ledger" / "log.sqlite")
     sequencer = Sequencer(
@@ -105,31 +99,21 @@ def open_services(settings: Settings) -> Services:
         interval_ms=settings.anchor_interval_ms,
         settle_batch_size=settings.settle_batch_size,
     )
-    gateway = LedgerGateway(session, merkle_log, sequencer)
+    return LedgerGateway(session, merkle_log, sequencer)
+
+
+def open_services(settings: Settings) -> Services:
+    """Everything, built bottom-up from ``settings``: database, ledger, then the flows."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    gateway = _open_ledger(settings)
     registry = RegistryCache(gateway)
-    domain = Domain(session.backend.chain_id, session.ledger.address)
+    domain = Domain(gateway.chain_id, gateway.address)
     personal = PersonalData(
         settings.hmac_key.get_secret_value().encode(),
         bytes.fromhex(settings.encryption_key.get_secret_value()),
-    )
-    ingest = IngestService(
-        sessions, registry, domain, personal, max_issue_age=settings.max_issue_age
-    )
-    anchoring = AnchorService(sessions, gateway)
-    services = Services(
-        settings,
-        engine,
-        sessions,
-        session,
-        merkle_log,
-        sequencer,
-        registry,
-        ingest,
-        anchoring,
-        domain,
-        gateway,
-        # Until every caller goes through the gateway, the old lock is the gateway's.
-        gateway._lock,
     )
     failures = FailedAttempts(
         sessions,
@@ -137,47 +121,61 @@ def open_services(settings: Settings) -> Services:
         settings.verify_failures_burst,
         settings.verify_bill_failures_per_hour,
     )
-    services.verification = VerificationService(
+    verification = VerificationService(
         sessions, gateway, registry, domain, failures, photo_reader(settings.image_limits())
     )
-    services.hospitals = Hospitals(sessions, gateway, registry)
-    services.staff_tokens = StaffTokens(sessions, settings.admin_token, gateway.payers)
-    services.audit = AuditLog(sessions)
-    services.invoices = InvoiceReads(sessions, gateway)
-    services.void = VoidService(sessions, gateway, services.invoices)
-    services.qr = QrReads(sessions, gateway, domain, personal)
-    services.trust_list = TrustListRead(sessions, gateway, registry, domain)
-    services.health = HealthRead(
-        sessions,
-        gateway,
-        settings,
-        lambda: SequencerLock(services.engine, settings.data_dir).holder(),
-    )
-    services.ledger_reads = LedgerReads(gateway)
-    services.reconciliation = Reconciler(sessions, gateway)
-    services.rate_limiter = RateLimiter(settings.verify_per_minute, settings.verify_burst)
-    services.photo_claim_limiter = RateLimiter(
-        settings.photo_claims_per_minute, settings.photo_claims_burst
-    )
-    services.sign_in_limits = SignInLimits.from_settings(settings)
-    services.citizens = Citizens(sessions, personal, services.sign_in_limits)
+    invoices = InvoiceReads(sessions, gateway)
+    sign_in_limits = SignInLimits.from_settings(settings)
     catalogue_path = settings.audit_catalogue_path
     decider = Decider(sessions, load_catalogue(catalogue_path))
     # One worker: this process verifies and decides too (see ClaimFlow._parts).
     decide_pool = WorkerPool(
         1, initializer=start_worker, initargs=(settings.database, catalogue_path)
     )
-    services.claim = ClaimFlow(
-        sessions,
-        gateway,
-        services.verification,
-        failures,
-        domain,
-        decider,
-        decide_pool,
-        parallel=(os.cpu_count() or 1) >= 2,
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        ledger=gateway,
+        domain=domain,
+        registry=registry,
+        ingest=IngestService(
+            sessions, registry, domain, personal, max_issue_age=settings.max_issue_age
+        ),
+        anchoring=AnchorService(sessions, gateway),
+        verification=verification,
+        claim=ClaimFlow(
+            sessions,
+            gateway,
+            verification,
+            failures,
+            domain,
+            decider,
+            decide_pool,
+            parallel=(os.cpu_count() or 1) >= 2,
+        ),
+        review=ReviewFlow(sessions, gateway),
+        settle=SettleFlow(sessions, gateway, decider),
+        void=VoidService(sessions, gateway, invoices),
+        invoices=invoices,
+        qr=QrReads(sessions, gateway, domain, personal),
+        claim_reads=ClaimReads(sessions),
+        trust_list=TrustListRead(sessions, gateway, registry, domain),
+        health=HealthRead(
+            sessions,
+            gateway,
+            settings,
+            lambda: SequencerLock(engine, settings.data_dir).holder(),
+        ),
+        ledger_reads=LedgerReads(gateway),
+        reconciliation=Reconciler(sessions, gateway),
+        hospitals=Hospitals(sessions, gateway, registry),
+        citizens=Citizens(sessions, personal, sign_in_limits),
+        staff_tokens=StaffTokens(sessions, settings.admin_token, gateway.payers),
+        audit=AuditLog(sessions),
+        rate_limiter=RateLimiter(settings.verify_per_minute, settings.verify_burst),
+        photo_claim_limiter=RateLimiter(
+            settings.photo_claims_per_minute, settings.photo_claims_burst
+        ),
+        sign_in_limits=sign_in_limits,
     )
-    services.review = ReviewFlow(sessions, gateway)
-    services.claim_reads = ClaimReads(sessions)
-    services.settle = SettleFlow(sessions, gateway, decider)
-    return services

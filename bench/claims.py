@@ -84,7 +84,8 @@ def run(claims: int = 40_000, preset: str = "quzhou") -> dict[str, Any]:
         with services.sessions() as db:
             paid = db.scalars(select(models.Payment)).all()
             txs = {p.tx_hash for p in paid}
-        receipts = [services.session.backend.receipt(tx) for tx in txs]
+        with services.ledger.exclusive() as parts:
+            receipts = [parts.session.backend.receipt(tx) for tx in txs]
         gas = sum(r.gas_used for r in receipts if r is not None)
         services.close()
     out: dict[str, Any] = {

@@ -50,7 +50,7 @@ def run(preset: str = "quzhou", seed: int = 2025) -> dict[str, Any]:
                 services.anchoring.run_once()
         services.anchoring.run_once(force=True)
         elapsed = time.perf_counter() - start
-        latest = services.sequencer.anchored()
+        latest = services.ledger.anchored()
         assert latest is not None and latest.size == accepted == len(dataset.invoices)
         services.close()
     out["ingest_invoices"] = len(dataset.invoices)

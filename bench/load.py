@@ -176,8 +176,7 @@ def _setup(settings: Settings, every: int, seed: int) -> dict[str, Any]:
             stored += indexes[hospital][:cut]
             unstored += indexes[hospital][cut:]
             later += [(hospital, items[lo : lo + 20]) for lo in range(cut, len(items), 20)]
-        with services.lock:
-            services.anchoring.run_once(force=True)
+        services.anchoring.run_once(force=True)
         with services.sessions() as db:
             rows = rows_by_id(db, [_id(dataset, i) for i in stored])
         qr = [encode_payload(payload_of(services.domain, row)) for row in rows.values()]

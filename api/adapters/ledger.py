@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,15 @@ from chain.factory import LedgerSession
 from chain.invoice_log import InvoiceLog
 from chain.model import Checkpoint, Hospital, HospitalLevel, InvoiceLeaf, InvoiceLedgerState
 from chain.sequencer import Sequencer, SettlementOutcome, SettlementRequest
+
+
+@dataclass(frozen=True)
+class LedgerParts:
+    """What the gateway holds, for ``LedgerGateway.exclusive``."""
+
+    session: LedgerSession
+    log: InvoiceLog
+    sequencer: Sequencer
 
 
 class LedgerGateway:
@@ -31,11 +41,12 @@ class LedgerGateway:
         self._lock = threading.RLock()
 
     @contextmanager
-    def exclusive(self) -> Iterator[LedgerSession]:
-        """The raw ledger session, under the lock, for tools and tests that act on the chain
-        as someone else would (a payer's own client, an attacker); the service never does."""
+    def exclusive(self) -> Iterator[LedgerParts]:
+        """The raw ledger session, log and sequencer, under the lock, for tools and tests that
+        act on the chain as someone else would (a payer's own client, an attacker) or look
+        inside; the service itself never does."""
         with self._lock:
-            yield self._session
+            yield LedgerParts(self._session, self._log, self._sequencer)
 
     def close(self) -> None:
         with self._lock:

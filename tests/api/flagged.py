@@ -57,6 +57,5 @@ def upload_copy(
     items = batch_items(one, signatures)[invoice.hospital]
     result = services.ingest.upload(invoice.hospital, items)
     assert not result.refusals, result.refusals
-    with services.lock:
-        services.anchoring.run_once(force=True)
+    services.anchoring.run_once(force=True)
     return f"{copy.bill_code}-{copy.bill_number}"

@@ -66,8 +66,7 @@ class Table:
             "auditor": _bearer(services.staff_tokens.issue("audit-1", "auditor", None)),
             "admin": _bearer("dev-admin-token"),
         }
-        with services.lock:
-            self.size = services.sequencer.anchored().size  # type: ignore[union-attr]
+        self.size = services.ledger.anchored().size  # type: ignore[union-attr]
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -67,7 +67,8 @@ def _void(world: World, by: str, key: str, target: bytes) -> Any:
     """``by`` asks to void the invoice ``key`` with its own genuine signature over ``target``."""
     signer = world.hospital.key if by == HOSPITAL else world.other.key
     red = b"\x05" * 32
-    signature = world.services.session.ledger.sign_void(signer, target, red)
+    with world.services.ledger.exclusive() as parts:  # the hospital signs, at its office
+        signature = parts.session.ledger.sign_void(signer, target, red)
     return world.client.post(
         f"/api/v1/invoices/{key}/void",
         json={"red_invoice_id": "0x" + red.hex(), "signature": "0x" + signature.hex()},
@@ -141,7 +142,7 @@ def test_two_hospitals_issue_the_same_bill_number(world: World) -> None:
         refused = _void(world, by, key, target)
         assert refused.status_code == 404, refused.text
         assert refused.json()["error"]["code"] == "invoice_not_found"
-    ledger = world.services.session.ledger
+    ledger = world.services.ledger
     assert not ledger.claim_state(a_id).voided and not ledger.claim_state(b_id).voided
 
     # Each is claimed by its own patient (by the bare reference, and by the id) and paid; the

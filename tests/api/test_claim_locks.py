@@ -44,7 +44,7 @@ def test_verified_often_only_flags(demo: Demo) -> None:
     assert claim["state"] == "approved"
     (hit,) = [h for h in claim["audit_hits"] if h["code"] == "verified_often"]
     assert hit["severity"] == "info"
-    state = demo.services.session.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
+    state = demo.services.ledger.claim_state(demo.invoice_id(BIG_INPATIENT))
     assert state.locked_by is None
 
 
@@ -74,8 +74,8 @@ def _held_by_critical(demo: Demo) -> tuple[str, bytes, dict[str, Any]]:
 def test_a_claim_of_an_invoice_another_payer_holds_is_refused_and_not_stored(demo: Demo) -> None:
     reference, invoice_id, critical = _held_by_critical(demo)
     services = demo.services
-    assert services.session.ledger.claim_state(invoice_id).locked_by == (
-        services.session.payers["critical"].address
+    assert services.ledger.claim_state(invoice_id).locked_by == (
+        services.ledger.payer_address("critical")
     )
     before = _counts(demo)
     headers = demo.sign_in(BIG_INPATIENT)
@@ -85,7 +85,7 @@ def test_a_claim_of_an_invoice_another_payer_holds_is_refused_and_not_stored(dem
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert error["code"] == "invoice_locked"
-    assert error["locked_by"] == services.session.payers["critical"].address
+    assert error["locked_by"] == services.ledger.payer_address("critical")
     assert _counts(demo) == before  # no claim, no event, no yearly total moved
     # Once critical illness has decided and paid, commercial insurance claims as usual,
     # priced after it.
@@ -101,7 +101,7 @@ def test_a_claim_of_an_invoice_another_payer_holds_is_refused_and_not_stored(dem
     )
     assert later.status_code == 201, later.text
     assert later.json()["adjudication"]["already_paid_fen"] == (
-        services.session.ledger.claim_state(invoice_id).paid
+        services.ledger.claim_state(invoice_id).paid
     )
 
 
@@ -134,8 +134,8 @@ def test_two_payers_racing_for_the_lock_store_one_claim_in_review(demo: Demo) ->
     assert responses[winner].json()["state"] == "in_review"
     assert responses[loser].json()["error"]["code"] == "invoice_locked"
     invoice_id = bytes.fromhex(basic["invoice_id"][2:])
-    state = demo.services.session.ledger.claim_state(invoice_id)
-    assert state.locked_by == demo.services.session.payers[winner].address
+    state = demo.services.ledger.claim_state(invoice_id)
+    assert state.locked_by == demo.services.ledger.payer_address(winner)
     with demo.services.sessions() as db:
         payers = sorted(
             db.scalars(select(models.Claim.payer).where(models.Claim.invoice_id == invoice_id))

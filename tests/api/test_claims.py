@@ -68,7 +68,7 @@ class Demo:
             self.services.verification.verify(text)
 
     def paid_on_chain(self, index: int) -> int:
-        return self.services.session.ledger.claim_state(self.invoice_id(index)).paid
+        return self.services.ledger.claim_state(self.invoice_id(index)).paid
 
 
 @pytest.fixture
@@ -215,8 +215,8 @@ def test_payers_in_chain_never_pay_above_the_total(demo: Demo) -> None:
         row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
         assert row is not None
     leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
-    (outcome,) = demo.services.sequencer.settle(
-        demo.services.session.payers["assistance"],
+    (outcome,) = demo.services.ledger.settle(
+        "assistance",
         [SettlementRequest("direct", leaf, total - paid + 1, row.signature)],
     )
     assert isinstance(outcome.error, errors.PaidAboveTotal)
@@ -261,8 +261,8 @@ def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
     claim = _flagged_claim(demo, BIG_INPATIENT)
     assert claim["state"] == "in_review"
     assert "unknown_code" in [h["code"] for h in claim["audit_hits"]]
-    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
-    assert state.locked_by == demo.services.session.payers["basic"].address
+    state = demo.services.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
+    assert state.locked_by == demo.services.ledger.payer_address("basic")
     reviewer = {"Authorization": "Bearer dev-admin-token"}
     queue = demo.client.get("/api/v1/review/queue", headers=reviewer).json()
     assert [c["claim_id"] for c in queue] == [claim["claim_id"]]
@@ -278,7 +278,7 @@ def test_flagged_claim_waits_for_review_under_a_lock(demo: Demo) -> None:
     ).json()
     assert approved["state"] == "approved"
     assert demo.services.settle.run() == 1
-    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
+    state = demo.services.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by is None and state.paid == claim["amount_fen"]
 
 
@@ -291,7 +291,7 @@ def test_rejected_review_releases_the_lock(demo: Demo) -> None:
         json={"approve": False, "reason": "duplicate billing"},
     ).json()
     assert done["state"] == "rejected" and done["reason_code"] == "duplicate billing"
-    state = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
+    state = demo.services.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
     assert state.locked_by is None and state.paid == 0
 
 

@@ -140,9 +140,9 @@ def test_simultaneous_claims_over_http_on_several_workers(
         with services.sessions() as db:
             claims = list(db.scalars(select(models.Claim)))
             payments = {p.claim_id: p for p in db.scalars(select(models.Payment))}
-        basic = services.session.payers["basic"].address
+        basic = services.ledger.payer_address("basic")
         for claim in claims:
-            state = services.session.ledger.claim_state(claim.invoice_id)
+            state = services.ledger.claim_state(claim.invoice_id)
             if claim.state == "paid":
                 assert state.paid == claim.amount_fen == payments[claim.id].amount_fen
             elif claim.state == "in_review":

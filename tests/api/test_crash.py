@@ -82,16 +82,17 @@ def test_kill_at_any_moment_then_restart_anchors_each_invoice_once(
             )
         assert acked <= set(stored), "an acknowledged invoice was lost"
         assert pending == 0
-        log = services.log
-        assert log.size == len(stored), "a leaf was appended twice or lost"
-        for invoice_id, row in stored.items():
-            assert row.leaf_index is not None and log.index_of(invoice_id) == row.leaf_index
-            assert row.checkpoint_size is not None and row.leaf_index < row.checkpoint_size
-        sizes = [e.args["size"] for e in services.session.ledger.events(name="CheckpointAnchored")]
-        assert sizes == sorted(set(sizes)), "a checkpoint was anchored twice"
-        assert sizes[-1] == log.size
-        latest = services.session.ledger.latest_checkpoint()
-        assert latest is not None and latest.root == log.root()
+        with services.ledger.exclusive() as parts:
+            log = parts.log
+            assert log.size == len(stored), "a leaf was appended twice or lost"
+            for invoice_id, row in stored.items():
+                assert row.leaf_index is not None and log.index_of(invoice_id) == row.leaf_index
+                assert row.checkpoint_size is not None and row.leaf_index < row.checkpoint_size
+            sizes = [e.args["size"] for e in services.ledger.events(name="CheckpointAnchored")]
+            assert sizes == sorted(set(sizes)), "a checkpoint was anchored twice"
+            assert sizes[-1] == log.size
+            latest = parts.session.ledger.latest_checkpoint()
+            assert latest is not None and latest.root == log.root()
         with services.sessions() as db:
             recorded = list(
                 db.scalars(select(models.Checkpoint.size).order_by(models.Checkpoint.size))

@@ -37,13 +37,13 @@ WORKER = textwrap.dedent("""
     start = int(sys.argv[2])
     if len(sys.argv) > 3:  # die at the worst moment: paid on chain, not yet in the database
         import os, signal
-        settle = services.sequencer.settle
+        settle = services.ledger.settle
         def settle_then_die(*args, **kwargs):
             outcomes = settle(*args, **kwargs)
             if any(o.receipt is not None for o in outcomes):
                 os.kill(os.getpid(), signal.SIGKILL)
             return outcomes
-        services.sequencer.settle = settle_then_die
+        services.ledger.settle = settle_then_die
     for n, row in enumerate(invoices[start:] + invoices[:start], start=1):
         try:
             claim = services.claim.submit(
@@ -91,7 +91,7 @@ def test_kill_during_settlement_then_restart_pays_each_claim_once(
         assert states["approved"] == states["settling"] == 0, states
         paid = {i for i, c in claims.items() if c.state == "paid"}
         assert paid == set(payments) and paid, "a paid claim without its payment, or the reverse"
-        events = services.session.ledger.events(name="InvoiceSettled")
+        events = services.ledger.events(name="InvoiceSettled")
         settled = Counter(e.args["invoice_id"] for e in events)
         assert max(settled.values()) == 1, "an invoice was settled twice"
         on_chain = {e.args["invoice_id"]: e.args["amount"] for e in events}
@@ -115,7 +115,7 @@ def test_killed_after_the_chain_paid_and_before_the_database_knew(tmp_path: Path
             stuck = set(db.scalars(select(models.Claim.id).where(models.Claim.state == "settling")))
             assert not list(db.scalars(select(models.Payment)))
         assert stuck and stuck <= acked  # the kill landed where it was meant to
-        events = services.session.ledger.events(name="InvoiceSettled")
+        events = services.ledger.events(name="InvoiceSettled")
         assert len(events) == len(stuck)  # the chain paid them
         services.settle.run()  # reconciles with the chain; never sends them again
         with services.sessions() as db:
@@ -125,7 +125,7 @@ def test_killed_after_the_chain_paid_and_before_the_database_knew(tmp_path: Path
             payments = {p.claim_id: p.amount_fen for p in db.scalars(select(models.Payment))}
         assert {c.state for c in claims.values()} == {"paid"}
         assert set(payments) == stuck
-        assert len(services.session.ledger.events(name="InvoiceSettled")) == len(stuck)
+        assert len(services.ledger.events(name="InvoiceSettled")) == len(stuck)
         assert {e.args["invoice_id"]: e.args["amount"] for e in events} == {
             claims[i].invoice_id: fen for i, fen in payments.items()
         }

@@ -58,8 +58,7 @@ def _settle(world: World, invoice_id: str, amount: int) -> Any:
         assert row is not None
         leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
         request = SettlementRequest("attack", leaf, amount, row.signature)
-    with services.lock:
-        (outcome,) = services.sequencer.settle(services.session.payers["basic"], [request])
+    (outcome,) = services.ledger.settle("basic", [request])
     return outcome
 
 
@@ -71,8 +70,7 @@ def test_a_stolen_key_backdating_before_its_revocation_is_refused_everywhere(
     assert honest["status"] == "accepted", honest
     _anchor(world)
     assert _verify(world, honest["invoice_id"])["valid"] is True
-    with world.services.lock:
-        anchored = world.services.sequencer.anchored()
+    anchored = world.services.ledger.anchored()
     assert anchored is not None
 
     # K is stolen; the authority revokes it, backdated to the compromise.
@@ -109,7 +107,7 @@ def test_a_stolen_key_backdating_before_its_revocation_is_refused_everywhere(
     # The trust list names the recorded size: an offline verifier that knows the leaf index
     # refuses the invoice too.
     document = world.client.get("/api/v1/trust-list").json()
-    trust = load_trust_list(document, world.services.session.authority.address, datetime.now(UTC))
+    trust = load_trust_list(document, world.services.ledger.authority_address, datetime.now(UTC))
     (key,) = trust.hospital(HOSPITAL).keys  # type: ignore[union-attr]
     assert key.revoked_log_size == anchored.size
     with world.services.sessions() as db:
@@ -126,9 +124,7 @@ def test_a_stolen_key_backdating_before_its_revocation_is_refused_everywhere(
     outcome = _settle(world, forced_id, 42_000)
     assert isinstance(outcome.error, errors.KeyRevokedBeforeAnchoring), outcome
     assert outcome.error.signer == world.hospital.key.address
-    with world.services.lock:
-        ledger = world.services.session.ledger
-        assert ledger.claim_state(prepared.invoice_id).paid == 0
+    assert world.services.ledger.claim_state(prepared.invoice_id).paid == 0
     assert _settle(world, honest["invoice_id"], 6_450).settled
     assert _verify(world, honest["invoice_id"])["valid"] is True
 

@@ -125,9 +125,7 @@ def test_a_revoked_key_uploads_nothing_new_whatever_its_issue_time(world: World)
     services = world.services
     before = world.upload([world.item(3, issued_at="2025-01-10T10:00:00+08:00")])
     assert before["accepted"] == 1
-    services.session.ledger.revoke_hospital_key(
-        services.session.authority, world.hospital.code, 0, datetime(2025, 2, 1, tzinfo=UTC)
-    )
+    services.ledger.revoke_hospital_key(world.hospital.code, 0, datetime(2025, 2, 1, tzinfo=UTC))
     services.registry.refresh()
     late = world.item(1)  # issued 2025-03-01, after the revocation
     early = world.item(2, issued_at="2025-01-15T10:00:00+08:00")  # backdated, as a thief would
@@ -236,7 +234,7 @@ def test_anchored_invoice_has_a_proof_that_the_chain_accepts(world: World) -> No
     assert body["status"] == "anchored"
     assert body["checkpoint_size"] in (4, 6) and body["checkpoint_transaction"].startswith("0x")
     proof = world.read(f"/api/v1/invoices/{body['invoice_id']}/proof").json()
-    root = world.services.session.ledger.checkpoint(proof["checkpoint_size"])
+    root = world.services.ledger.checkpoint(proof["checkpoint_size"])
     assert root is not None and "0x" + root.root.hex() == proof["checkpoint_root"]
     merkle.verify_inclusion(
         bytes.fromhex(proof["leaf_hash"][2:]),
@@ -258,7 +256,9 @@ def test_void_by_the_hospital_signature(world: World) -> None:
     body = world.read(f"/api/v1/invoices/33082025-{1:010d}").json()
     invoice_id = bytes.fromhex(body["invoice_id"][2:])
     red = b"\x05" * 32
-    signature = world.services.session.ledger.sign_void(world.hospital.key, invoice_id, red)
+    with world.services.ledger.exclusive() as parts:  # the hospital signs, at its office
+        signature = parts.session.ledger.sign_void(world.hospital.key, invoice_id, red)
+        forged_signature = parts.session.ledger.sign_void(Account.create(), invoice_id, red)
     request = {"red_invoice_id": "0x" + red.hex(), "signature": "0x" + signature.hex()}
     wrong = world.client.post(
         f"/api/v1/invoices/{body['invoice_id']}/void",
@@ -269,8 +269,7 @@ def test_void_by_the_hospital_signature(world: World) -> None:
     assert wrong.json()["error"]["code"] == "invoice_not_found"
     forged = dict(
         request,
-        signature="0x"
-        + world.services.session.ledger.sign_void(Account.create(), invoice_id, red).hex(),
+        signature="0x" + forged_signature.hex(),
     )
     refused = world.client.post(
         f"/api/v1/invoices/{body['invoice_id']}/void",
@@ -285,7 +284,7 @@ def test_void_by_the_hospital_signature(world: World) -> None:
         headers={"X-API-Key": world.hospital.api_key},
     )
     assert done.status_code == 200 and done.json()["status"] == "voided"
-    assert world.services.session.ledger.claim_state(invoice_id).voided
+    assert world.services.ledger.claim_state(invoice_id).voided
     again = world.client.post(
         f"/api/v1/invoices/{body['invoice_id']}/void",
         json=request,
@@ -357,7 +356,7 @@ def test_line_item_proof_verifies_with_the_verifier_alone(world: World) -> None:
     assert world.client.get(url, headers={"X-API-Key": world.other.api_key}).status_code == 404
     body = world.client.get(url, headers={"X-API-Key": world.hospital.api_key}).json()
     proof = LineProof.from_json(body)
-    checkpoint = world.services.session.ledger.checkpoint(proof.checkpoint_size)
+    checkpoint = world.services.ledger.checkpoint(proof.checkpoint_size)
     assert checkpoint is not None
     line = verify_line_proof(proof, checkpoint.root)
     assert (line.code, line.name, line.amount) == ("S250101001000", "血常规", 2950)

@@ -52,7 +52,8 @@ def test_liveness_and_readiness(world: World) -> None:
 
 def test_not_ready_when_anchoring_falls_behind(world: World) -> None:
     world.services.settings.ready_max_anchoring_lag = 2
-    world.services.sequencer.interval_ms = 3_600_000  # a checkpoint every 4 leaves or hour
+    with world.services.ledger.exclusive() as parts:
+        parts.sequencer.interval_ms = 3_600_000  # a checkpoint every 4 leaves or hour
     world.upload([world.item(n) for n in range(3)])
     world.services.anchoring.run_once()  # appended to the log, not anchored
     body = world.client.get("/readyz")
@@ -78,7 +79,8 @@ def test_not_ready_when_anchoring_stands_still_while_invoices_wait(world: World)
     moving = world.client.get("/readyz").json()
     assert moving["ready"] and moving["anchoring_stalled_seconds"] < 1.5
     # Appended, but no checkpoint for longer than the interval allows: stalled again.
-    world.services.sequencer.interval_ms = 500
+    with world.services.ledger.exclusive() as parts:
+        parts.sequencer.interval_ms = 500
     world.services.anchoring.drain()
     time.sleep(2.3)
     assert world.client.get("/readyz").json()["problems"] == ["anchoring_stalled"]

@@ -64,7 +64,7 @@ def _settled(demo: Demo, invoice_id: bytes) -> dict[str, models.Claim]:
         }
         payments = {p.claim_id: p.amount_fen for p in db.scalars(select(models.Payment))}
     total = SCALE * DATASET.invoices[BIG_INPATIENT].total
-    on_chain = demo.services.session.ledger.claim_state(invoice_id).paid
+    on_chain = demo.services.ledger.claim_state(invoice_id).paid
     assert on_chain == sum(payments[c.id] for c in claims.values() if c.id in payments) <= total
     assert demo.client.get("/api/v1/audit/reconciliation", headers=OFFICE).json()["consistent"]
     return claims

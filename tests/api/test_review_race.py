@@ -89,10 +89,10 @@ def test_one_of_thirty_simultaneous_decisions_wins(demo: Demo) -> None:
     after_review = [e for e in events[[e.state for e in events].index("in_review") + 1 :]]
     assert [(e.state, e.actor) for e in after_review] == [(decision, f"payer:reviewer-{winner}")]
     assert after_review[0].at.isoformat() == decided_at
-    state = demo.services.session.ledger.claim_state(invoice_id)
-    basic = demo.services.session.payers["basic"].address
+    state = demo.services.ledger.claim_state(invoice_id)
+    basic = demo.services.ledger.payer_address("basic")
     demo.services.settle.run()
-    after = demo.services.session.ledger.claim_state(invoice_id)
+    after = demo.services.ledger.claim_state(invoice_id)
     with demo.services.sessions() as db:
         stored = db.get(models.Claim, claim["claim_id"])
         payments = list(db.scalars(select(models.Payment)))
@@ -154,7 +154,7 @@ def test_simultaneous_settlements_take_each_claim_once(demo: Demo) -> None:
     for claim in claims:
         assert stored[claim["claim_id"]].state == "paid"
         assert payments[claim["claim_id"]] == claim["amount_fen"]
-        on_chain = demo.services.session.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
+        on_chain = demo.services.ledger.claim_state(bytes.fromhex(claim["invoice_id"][2:]))
         assert on_chain.paid == claim["amount_fen"]
     auditor = {"Authorization": "Bearer dev-admin-token"}
     assert demo.client.get("/api/v1/audit/reconciliation", headers=auditor).json()["consistent"]

@@ -88,7 +88,7 @@ def test_demo_seed_is_idempotent(tmp_path: Path) -> None:
     try:
         assert seed_demo(services) == 60
         assert seed_demo(services) == 0
-        assert services.log.size == 60
+        assert services.ledger.log_size() == 60
     finally:
         services.close()
 
@@ -125,7 +125,7 @@ def test_demo_data_is_refused_outside_development(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="demo data only in development"):
             seed_demo(services)
-        assert services.log.size == 0  # nothing of it was written
+        assert services.ledger.log_size() == 0  # nothing of it was written
         assert not (tmp_path / "demo-api-keys.json").exists()
     finally:
         services.close()

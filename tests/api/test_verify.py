@@ -55,7 +55,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ).create("authority", key("authority_key"))
     services = open_services(settings)
     assert services.domain.contract == LEDGER["contract"]
-    session = services.session
     revoked, hospital_key = (
         Account.from_key(key("revoked_key")),
         Account.from_key(key("hospital_key")),
@@ -67,15 +66,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         revoked.address,
         datetime(2023, 1, 1, tzinfo=UTC),
     )
-    session.ledger.rotate_hospital_key(
-        session.authority,
-        LEDGER["hospital"],
-        hospital_key.address,
-        datetime(2024, 1, 1, tzinfo=UTC),
+    services.ledger.rotate_hospital_key(
+        LEDGER["hospital"], hospital_key.address, datetime(2024, 1, 1, tzinfo=UTC)
     )
-    session.ledger.revoke_hospital_key(
-        session.authority, LEDGER["hospital"], 0, datetime(2023, 6, 1, tzinfo=UTC)
-    )
+    services.ledger.revoke_hospital_key(LEDGER["hospital"], 0, datetime(2023, 6, 1, tzinfo=UTC))
     item = sign_item(
         {"invoice": LEDGER["invoice"], "patient": LEDGER["patient"]},
         key("hospital_key"),

@@ -79,8 +79,8 @@ def test_a_claim_the_ledger_refuses_gives_back_what_it_took(demo: Demo) -> None:
         row = db.get(models.Invoice, demo.invoice_id(BIG_INPATIENT))
     assert row is not None
     leaf = InvoiceLeaf(row.invoice_id, row.record_hash, row.hospital, row.total)
-    (direct,) = demo.services.sequencer.settle(
-        demo.services.session.payers["assistance"],
+    (direct,) = demo.services.ledger.settle(
+        "assistance",
         [SettlementRequest("direct", leaf, row.total, row.signature)],
     )
     assert direct.error is None

@@ -343,7 +343,7 @@ def test_hospital_voids_an_invoice_after_confirming(
     )
     from verifier.canonical import invoice_id
 
-    state = site.services.session.ledger.claim_state(
+    state = site.services.ledger.claim_state(
         invoice_id(inv.hospital, inv.bill_code, inv.bill_number)
     )
     assert state.voided
