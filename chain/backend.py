@@ -14,7 +14,7 @@ from chain.abi import Log
 
 
 @dataclass(frozen=True)
-class Receipt:
+class TxReceipt:
     """The outcome of one mined transaction.
 
     ``revert_data`` holds the revert payload of a failed transaction when the backend knows it
@@ -54,7 +54,7 @@ class Backend(Protocol):
     #: True when the backend can execute without a gas estimate (it sets a generous limit).
     needs_gas_estimate: bool
 
-    def send_raw_transactions(self, raw: list[bytes]) -> list[Receipt]:
+    def send_raw_transactions(self, raw: list[bytes]) -> list[TxReceipt]:
         """Sends signed transactions in order and returns their receipts once mined.
 
         The embedded backend packs them all into one block.
@@ -89,7 +89,7 @@ class Backend(Protocol):
         """Timestamp (seconds) of a block, the latest by default."""
         ...
 
-    def receipt(self, tx_hash: bytes) -> Receipt | None:
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
         """The receipt of a mined transaction, or None."""
         ...
 

@@ -31,7 +31,7 @@ from eth_typing import BlockNumber
 from eth_utils.address import to_canonical_address, to_checksum_address
 
 from chain.abi import Log
-from chain.backend import CallReverted, FeeParams, Receipt
+from chain.backend import CallReverted, FeeParams, TxReceipt
 from chain.errors import LedgerError
 
 #: Block gas limit: large enough that a settlement batch of thousands fits in one block.
@@ -89,7 +89,7 @@ def _log_from_evm(
     )
 
 
-def _encode_receipt(r: Receipt) -> bytes:
+def _encode_receipt(r: TxReceipt) -> bytes:
     logs = [[lg.address.encode(), list(lg.topics), lg.data, lg.log_index] for lg in r.logs]
     return bytes(
         rlp.encode(
@@ -106,10 +106,10 @@ def _encode_receipt(r: Receipt) -> bytes:
     )
 
 
-def _decode_receipt(tx_hash: bytes, body: bytes) -> Receipt:
+def _decode_receipt(tx_hash: bytes, body: bytes) -> TxReceipt:
     block, status, gas, logs, contract, revert, has_revert = rlp.decode(body)
     block_number = int.from_bytes(block, "big")
-    return Receipt(
+    return TxReceipt(
         tx_hash=tx_hash,
         block_number=block_number,
         status=bool(int.from_bytes(status, "big")),
@@ -174,7 +174,7 @@ class EmbeddedBackend:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def send_raw_transactions(self, raw: list[bytes]) -> list[Receipt]:
+    def send_raw_transactions(self, raw: list[bytes]) -> list[TxReceipt]:
         """Seals one block holding all of ``raw`` and returns their receipts."""
         if not raw:
             return []
@@ -201,7 +201,7 @@ class EmbeddedBackend:
             for address, topics, data in computation.get_log_entries():
                 logs.append(_log_from_evm(address, topics, data, block_number, tx.hash, log_index))
                 log_index += 1
-            receipt = Receipt(
+            receipt = TxReceipt(
                 tx_hash=tx.hash,
                 block_number=block_number,
                 status=not computation.is_error,
@@ -222,7 +222,7 @@ class EmbeddedBackend:
             return None
         return to_checksum_address(computation.msg.storage_address)
 
-    def _index(self, receipts: list[Receipt]) -> None:
+    def _index(self, receipts: list[TxReceipt]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO receipts (tx_hash, block_number, body) VALUES (?, ?, ?)",
             [(r.tx_hash, r.block_number, _encode_receipt(r)) for r in receipts],
@@ -301,7 +301,7 @@ class EmbeddedBackend:
         header = self._chain.get_canonical_block_header_by_number(BlockNumber(block_number))
         return int(header.timestamp)
 
-    def receipt(self, tx_hash: bytes) -> Receipt | None:
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
         row = self._conn.execute(
             "SELECT body FROM receipts WHERE tx_hash = ?", (bytes(tx_hash),)
         ).fetchone()

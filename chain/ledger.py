@@ -20,7 +20,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain.abi import ContractCodec, Event
-from chain.backend import Backend, CallReverted, Receipt
+from chain.backend import Backend, CallReverted, TxReceipt
 from chain.errors import LedgerConfigError, TransactionFailed
 from chain.model import (
     DOMAIN_NAME,
@@ -124,11 +124,11 @@ class Ledger:
             raise self.codec.decode_revert(exc.data) from None
         return self.codec.decode_result(function, out)
 
-    def transact(self, sender: LocalAccount, function: str, *args: Any) -> Receipt:
+    def transact(self, sender: LocalAccount, function: str, *args: Any) -> TxReceipt:
         """Sends one call and returns its receipt; a revert raises its typed error."""
         return self.transact_many([Call(sender, function, args)])[0]
 
-    def transact_many(self, calls: Sequence[Call]) -> list[Receipt]:
+    def transact_many(self, calls: Sequence[Call]) -> list[TxReceipt]:
         """Sends independent calls together (one block on the embedded ledger).
 
         Each call is first executed against the current state; if one would revert, nothing is
@@ -147,7 +147,7 @@ class Ledger:
                 raise TransactionFailed("0x" + receipt.tx_hash.hex(), "reverted without data")
         return receipts
 
-    def _send(self, items: Sequence[tuple[LocalAccount, str | None, bytes]]) -> list[Receipt]:
+    def _send(self, items: Sequence[tuple[LocalAccount, str | None, bytes]]) -> list[TxReceipt]:
         with self._lock:
             try:
                 return self.backend.send_raw_transactions(self._sign_all(items))
@@ -199,10 +199,10 @@ class Ledger:
 
     # -- roles --------------------------------------------------------------------------------
 
-    def grant_role(self, admin: LocalAccount, role: Role, account: str) -> Receipt:
+    def grant_role(self, admin: LocalAccount, role: Role, account: str) -> TxReceipt:
         return self.transact(admin, "grantRole", role_id(role), account)
 
-    def revoke_role(self, admin: LocalAccount, role: Role, account: str) -> Receipt:
+    def revoke_role(self, admin: LocalAccount, role: Role, account: str) -> TxReceipt:
         return self.transact(admin, "revokeRole", role_id(role), account)
 
     def has_role(self, role: Role, account: str) -> bool:
@@ -217,7 +217,7 @@ class Ledger:
         level: HospitalLevel,
         signer: str,
         valid_from: datetime,
-    ) -> Receipt:
+    ) -> TxReceipt:
         """Registers a hospital with its first key; raises ``HospitalAlreadyRegistered``."""
         return self.transact(
             admin,
@@ -230,7 +230,7 @@ class Ledger:
 
     def rotate_hospital_key(
         self, admin: LocalAccount, code: str, signer: str, valid_from: datetime
-    ) -> Receipt:
+    ) -> TxReceipt:
         """Adds a key valid from ``valid_from``; the previous key stops then."""
         return self.transact(
             admin, "rotateHospitalKey", hospital_code_bytes(code), signer, to_timestamp(valid_from)
@@ -238,7 +238,7 @@ class Ledger:
 
     def revoke_hospital_key(
         self, admin: LocalAccount, code: str, key_index: int, revoked_at: datetime
-    ) -> Receipt:
+    ) -> TxReceipt:
         """Revokes a key from ``revoked_at`` on (may be backdated to a compromise); the
         contract records the anchored log size, after which no invoice of the key is paid."""
         return self.transact(
@@ -278,7 +278,7 @@ class Ledger:
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def anchor_checkpoint(self, sequencer: LocalAccount, checkpoint: Checkpoint) -> Receipt:
+    def anchor_checkpoint(self, sequencer: LocalAccount, checkpoint: Checkpoint) -> TxReceipt:
         """Anchors a checkpoint; raises ``CheckpointNotGrowing``."""
         return self.transact(sequencer, "anchorCheckpoint", checkpoint.size, checkpoint.root)
 
@@ -321,15 +321,15 @@ class Ledger:
         base = self.codec.artifact["storage"][variable]["slot"]
         return int.from_bytes(keccak(key.rjust(32, b"\x00") + base.to_bytes(32, "big")), "big")
 
-    def lock_invoice(self, payer: LocalAccount, invoice_id: bytes) -> Receipt:
+    def lock_invoice(self, payer: LocalAccount, invoice_id: bytes) -> TxReceipt:
         return self.transact(payer, "lockInvoice", invoice_id)
 
-    def release_invoice(self, payer: LocalAccount, invoice_id: bytes) -> Receipt:
+    def release_invoice(self, payer: LocalAccount, invoice_id: bytes) -> TxReceipt:
         return self.transact(payer, "releaseInvoice", invoice_id)
 
     def settle_batch(
         self, payer: LocalAccount, checkpoint_size: int, settlements: Sequence[Settlement]
-    ) -> Receipt:
+    ) -> TxReceipt:
         """Settles payments all-or-nothing; the first refused payment raises its error
         (``KeyRevokedBeforeAnchoring`` and ``InvalidInvoiceSignature`` among them)."""
         return self.transact(
@@ -345,7 +345,7 @@ class Ledger:
         proof: Sequence[bytes],
         red_invoice_id: bytes,
         signature: bytes,
-    ) -> Receipt:
+    ) -> TxReceipt:
         """Relays a hospital-signed red-letter reversal (see :meth:`void_typed_data`)."""
         return self.transact(
             relayer,

@@ -13,7 +13,7 @@ from typing import Any, cast
 from eth_utils.address import to_checksum_address
 
 from chain.abi import Log
-from chain.backend import CallReverted, FeeParams, Receipt
+from chain.backend import CallReverted, FeeParams, TxReceipt
 from chain.errors import LedgerUnavailable
 
 #: Head-room over the node's gas estimate: state may move between estimate and inclusion.
@@ -71,7 +71,7 @@ class RpcBackend:
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise LedgerUnavailable(f"{what} failed at {self.url}: {exc}") from exc
 
-    def send_raw_transactions(self, raw: list[bytes]) -> list[Receipt]:
+    def send_raw_transactions(self, raw: list[bytes]) -> list[TxReceipt]:
         hashes = [
             self._guard("eth_sendRawTransaction", self.w3.eth.send_raw_transaction, r) for r in raw
         ]
@@ -87,10 +87,10 @@ class RpcBackend:
             receipts.append(self._receipt(evm_receipt))
         return receipts
 
-    def _receipt(self, r: Any) -> Receipt:
+    def _receipt(self, r: Any) -> TxReceipt:
         status = bool(r["status"])
         revert = None if status else self._replay(r)
-        return Receipt(
+        return TxReceipt(
             tx_hash=bytes(r["transactionHash"]),
             block_number=int(r["blockNumber"]),
             status=status,
@@ -161,7 +161,7 @@ class RpcBackend:
         ident = "latest" if block_number is None else block_number
         return int(self._guard("eth_getBlockByNumber", self.w3.eth.get_block, ident)["timestamp"])
 
-    def receipt(self, tx_hash: bytes) -> Receipt | None:
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
         from web3.exceptions import TransactionNotFound
 
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from eth_account.signers.local import LocalAccount
 
 from chain import merkle
-from chain.backend import Receipt
+from chain.backend import TxReceipt
 from chain.errors import ContractRevert, LedgerError
 from chain.invoice_log import InvoiceLog
 from chain.ledger import Ledger
@@ -65,7 +65,7 @@ class SettlementOutcome:
     """The result of one request: a receipt when settled, the contract's error when refused."""
 
     request: SettlementRequest
-    receipt: Receipt | None = None
+    receipt: TxReceipt | None = None
     error: ContractRevert | None = None
 
     @property

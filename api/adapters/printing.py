@@ -114,7 +114,7 @@ class IdNumberInName(PrintingError):
 
 
 @dataclass(frozen=True)
-class Receipt:
+class PrintedReceipt:
     """Where the invoice stands on the ledger, as printed in the receipt block (区块链存证)."""
 
     invoice_id: str  # hex
@@ -278,7 +278,7 @@ def invoice_pages(
     invoice: Invoice,
     hospital_name: str,
     qr_text: str,
-    receipt: Receipt,
+    receipt: PrintedReceipt,
     patient_name: str | None = None,
 ) -> InvoicePages:
     """The A4 pages (RGB, 1240x1754 px, 150 dpi) of the printable invoice, each drawn when
@@ -330,7 +330,7 @@ def render_invoice(
     invoice: Invoice,
     hospital_name: str,
     qr_text: str,
-    receipt: Receipt,
+    receipt: PrintedReceipt,
     patient_name: str | None = None,
 ) -> list[Image.Image]:
     """Every page of :func:`invoice_pages` at once, in a list: for short invoices and tests
@@ -488,7 +488,7 @@ def _qr_image(text: str) -> Image.Image:
         return qr.convert("L")
 
 
-def _receipt_lines(receipt: Receipt, width: float) -> list[Field]:
+def _receipt_lines(receipt: PrintedReceipt, width: float) -> list[Field]:
     """The printed lines of the receipt block, long values wrapped to ``width`` pixels (a label
     only on the first line of its value)."""
     absent = "——"

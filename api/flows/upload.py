@@ -42,7 +42,7 @@ CHUNK = 200
 
 
 @dataclass(frozen=True)
-class Receipt:
+class UploadReceipt:
     """What the service acknowledges for an accepted invoice (the same on every re-upload)."""
 
     invoice_id: bytes
@@ -71,7 +71,7 @@ class Receipt:
 @dataclass
 class BatchResult:
     batch_id: str
-    receipts: list[tuple[int, Receipt]] = field(default_factory=list)
+    receipts: list[tuple[int, UploadReceipt]] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
 
 
@@ -231,7 +231,7 @@ class IngestService:
         result.receipts.extend(
             (
                 p.index,
-                Receipt(
+                UploadReceipt(
                     p.invoice_id,
                     p.reference,
                     p.record_hash,
@@ -310,8 +310,8 @@ class IngestService:
         )
 
 
-def receipt_of(row: models.Invoice, duplicate: bool = False) -> Receipt:
-    return Receipt(
+def receipt_of(row: models.Invoice, duplicate: bool = False) -> UploadReceipt:
+    return UploadReceipt(
         row.invoice_id,
         f"{row.bill_code}-{row.bill_number}",
         row.record_hash,

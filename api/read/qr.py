@@ -90,7 +90,7 @@ class QrReads:
             if row.patient_name_enc
             else None
         )
-        receipt = printing.Receipt(
+        receipt = printing.PrintedReceipt(
             invoice_id="0x" + row.invoice_id.hex(),
             record_hash="0x" + row.record_hash.hex(),
             leaf_index=row.leaf_index,

@@ -17,7 +17,7 @@ from api.adapters.printing import (
     PAGE_SIZE,
     FontNotFound,
     IdNumberInName,
-    Receipt,
+    PrintedReceipt,
     fit_text,
     format_quantity,
     format_yuan,
@@ -87,8 +87,8 @@ LONG = _invoice(
 )
 
 
-def _receipt(invoice: Invoice, status: str = "anchored") -> Receipt:
-    return Receipt(
+def _receipt(invoice: Invoice, status: str = "anchored") -> PrintedReceipt:
+    return PrintedReceipt(
         invoice_id="0x"
         + invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number).hex(),
         record_hash="0x" + "ab" * 32,

@@ -27,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 from api.db import models
 from api.read.invoices import payload_of
 from chain.abi import Event
-from chain.backend import Receipt
+from chain.backend import TxReceipt
 from chain.errors import ContractRevert, InvoiceLocked, InvoiceNotLocked, PaidAboveTotal
 from chain.model import Checkpoint, Hospital, HospitalLevel, InvoiceLeaf, InvoiceLedgerState
 from chain.sequencer import SettlementOutcome, SettlementRequest
@@ -207,7 +207,7 @@ class FakeLedger:
                     0,
                 )
             )
-            outcomes.append(SettlementOutcome(r, receipt=Receipt(tx, block, True, 50_000, ())))
+            outcomes.append(SettlementOutcome(r, receipt=TxReceipt(tx, block, True, 50_000, ())))
         if self.crash_after_settle:
             raise LedgerCrashed
         return outcomes

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 from PIL import Image, ImageChops, ImageFilter
 
-from api.adapters.printing import Receipt, render_invoice
+from api.adapters.printing import PrintedReceipt, render_invoice
 from verifier.canonical import (
     Domain,
     SignedFields,
@@ -113,7 +113,7 @@ def payload_text() -> str:
 @lru_cache(maxsize=1)
 def _page_and_code() -> tuple[Image.Image, tuple[int, int, int, int]]:
     invoice = sample_invoice()
-    receipt = Receipt(
+    receipt = PrintedReceipt(
         invoice_id="0x"
         + invoice_id(invoice.hospital, invoice.bill_code, invoice.bill_number).hex(),
         record_hash="0x" + SignedFields.of(invoice).record_hash().hex(),
