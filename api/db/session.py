@@ -86,21 +86,5 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-class UnitOfWork:
-    """A transaction that rolls back unless ``commit()`` is called."""
-
-    def __init__(self, factory: sessionmaker[Session]) -> None:
-        self._factory = factory
-
-    @contextmanager
-    def __call__(self) -> Iterator[Session]:
-        session = self._factory()
-        try:
-            yield session
-        finally:
-            session.rollback()
-            session.close()
-
-
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
