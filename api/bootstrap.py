@@ -15,15 +15,15 @@ from api.adapters.registry import RegistryCache
 from api.adapters.sequencer_lock import SequencerLock
 from api.adapters.workers import WorkerPool
 from api.db.session import make_engine, session_factory, upgrade
-from api.flows.anchor import AnchorService
+from api.flows.anchor import AnchorFlow
 from api.flows.claim import ClaimFlow
 from api.flows.decide import Decider, start_worker
 from api.flows.review import ReviewFlow
 from api.flows.settle import SettleFlow
-from api.flows.upload import IngestService
-from api.flows.verify import RateLimiter, VerificationService, photo_reader
+from api.flows.upload import UploadFlow
+from api.flows.verify import RateLimiter, VerifyFlow, photo_reader
 from api.flows.verify_failures import FailedAttempts
-from api.flows.void import VoidService
+from api.flows.void import VoidFlow
 from api.identity.citizens import Citizens, SignInLimits
 from api.identity.hospitals import Hospitals
 from api.identity.staff import AuditLog, StaffTokens
@@ -56,13 +56,13 @@ class Services:
     domain: Domain
     registry: RegistryCache
     # flows, in the order of the data
-    ingest: IngestService
-    anchoring: AnchorService
-    verification: VerificationService
+    ingest: UploadFlow
+    anchoring: AnchorFlow
+    verification: VerifyFlow
     claim: ClaimFlow
     review: ReviewFlow
     settle: SettleFlow
-    void: VoidService
+    void: VoidFlow
     # reads
     invoices: InvoiceReads
     qr: QrReads
@@ -121,7 +121,7 @@ def open_services(settings: Settings) -> Services:
         settings.verify_failures_burst,
         settings.verify_bill_failures_per_hour,
     )
-    verification = VerificationService(
+    verification = VerifyFlow(
         sessions, gateway, registry, domain, failures, photo_reader(settings.image_limits())
     )
     invoices = InvoiceReads(sessions, gateway)
@@ -139,10 +139,10 @@ def open_services(settings: Settings) -> Services:
         ledger=gateway,
         domain=domain,
         registry=registry,
-        ingest=IngestService(
+        ingest=UploadFlow(
             sessions, registry, domain, personal, max_issue_age=settings.max_issue_age
         ),
-        anchoring=AnchorService(sessions, gateway),
+        anchoring=AnchorFlow(sessions, gateway),
         verification=verification,
         claim=ClaimFlow(
             sessions,
@@ -156,7 +156,7 @@ def open_services(settings: Settings) -> Services:
         ),
         review=ReviewFlow(sessions, gateway),
         settle=SettleFlow(sessions, gateway, decider),
-        void=VoidService(sessions, gateway, invoices),
+        void=VoidFlow(sessions, gateway, invoices),
         invoices=invoices,
         qr=QrReads(sessions, gateway, domain, personal),
         claim_reads=ClaimReads(sessions),

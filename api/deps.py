@@ -14,9 +14,9 @@ from api.db import models
 from api.errors import ApiError
 from api.flows.claim import ClaimFlow
 from api.flows.review import ReviewFlow
-from api.flows.upload import IngestService
-from api.flows.verify import RateLimiter, VerificationService
-from api.flows.void import VoidService
+from api.flows.upload import UploadFlow
+from api.flows.verify import RateLimiter, VerifyFlow
+from api.flows.void import VoidFlow
 from api.identity.citizens import Citizens
 from api.identity.hospitals import Hospitals
 from api.identity.staff import AuditLog, Role, Staff, StaffTokens
@@ -40,15 +40,15 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 # -- the invoice side's flows and reads, as the routes get them ------------------------------
 
 
-def _ingest(services: ServicesDep) -> IngestService:
+def _ingest(services: ServicesDep) -> UploadFlow:
     return services.ingest
 
 
-def _void(services: ServicesDep) -> VoidService:
+def _void(services: ServicesDep) -> VoidFlow:
     return services.void
 
 
-def _verification(services: ServicesDep) -> VerificationService:
+def _verification(services: ServicesDep) -> VerifyFlow:
     return services.verification
 
 
@@ -92,9 +92,9 @@ def _image_limits(services: ServicesDep) -> ImageLimits:
     return services.settings.image_limits()
 
 
-IngestDep = Annotated[IngestService, Depends(_ingest)]
-VoidDep = Annotated[VoidService, Depends(_void)]
-VerificationDep = Annotated[VerificationService, Depends(_verification)]
+IngestDep = Annotated[UploadFlow, Depends(_ingest)]
+VoidDep = Annotated[VoidFlow, Depends(_void)]
+VerificationDep = Annotated[VerifyFlow, Depends(_verification)]
 InvoicesDep = Annotated[InvoiceReads, Depends(_invoices)]
 QrDep = Annotated[QrReads, Depends(_qr)]
 TrustListDep = Annotated[TrustListRead, Depends(_trust_list)]

@@ -19,8 +19,8 @@ from api.demo import data as demo_data
 if TYPE_CHECKING:
     from api.adapters.ledger import LedgerGateway
     from api.adapters.registry import RegistryCache
-    from api.flows.anchor import AnchorService
-    from api.flows.upload import IngestService
+    from api.flows.anchor import AnchorFlow
+    from api.flows.upload import UploadFlow
     from api.identity.citizens import Citizens
     from api.identity.hospitals import Hospitals
     from api.settings import Settings
@@ -44,9 +44,9 @@ class DemoServices(Protocol):
     @property
     def citizens(self) -> Citizens: ...
     @property
-    def ingest(self) -> IngestService: ...
+    def ingest(self) -> UploadFlow: ...
     @property
-    def anchoring(self) -> AnchorService: ...
+    def anchoring(self) -> AnchorFlow: ...
 
 
 KEYS_VALID_FROM = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8)))

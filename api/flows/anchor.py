@@ -18,7 +18,7 @@ from api.flows import ports
 from chain.model import Checkpoint
 
 
-class AnchorService:
+class AnchorFlow:
     """The database side of the sequencer: the outbox into the log, the chain's checkpoints
     into the database."""
 

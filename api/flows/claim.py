@@ -41,7 +41,7 @@ from api.flows.decide import (
     refuse_duplicate,
 )
 from api.flows.totals import TotalsConflict, is_race
-from api.flows.verify import VerificationService
+from api.flows.verify import VerifyFlow
 from api.flows.verify_failures import guessed_wrong
 from api.read.invoices import (
     BillReference,
@@ -97,7 +97,7 @@ def _pending(i: int, request: ClaimRequest, verdict: Verdict, row: models.Invoic
 
 
 class Verifier(Protocol):
-    """What intake asks of the verify flow (``api.flows.verify.VerificationService``)."""
+    """What intake asks of the verify flow (``api.flows.verify.VerifyFlow``)."""
 
     def verify_many(
         self, sources: Sequence[bytes | str], rows: Mapping[bytes, models.Invoice]
@@ -243,7 +243,7 @@ class ClaimFlow:
                     if events:
                         db.execute(insert(models.ClaimEvent), events)
                     claim_totals.store(db, totals)
-                    VerificationService.add_counts(db, added, now)
+                    VerifyFlow.add_counts(db, added, now)
                     db.commit()
                     stored = True
                 except IntegrityError:
@@ -387,7 +387,7 @@ class ClaimFlow:
         """Of the requests at ``indexes``: the verdict and stored invoice of each that
         verifies and names an invoice of its citizen, by position, and the invoice id of every
         successful verification made by a citizen (each counts, as in
-        :meth:`VerificationService.verify`; staff's at the office do not); every other request
+        :meth:`VerifyFlow.verify`; staff's at the office do not); every other request
         gets its refusal in ``outcomes``. A source that finds no bill (a wrong check code
         included) and one that names someone else's invoice, verified or not, are refused
         exactly as an unknown invoice: the refusal tells nothing of a bill one cannot show."""

@@ -32,7 +32,7 @@ from api.db.session import make_engine, session_factory
 from api.flows import ports
 from api.flows import totals as claim_totals
 from api.flows.explanation import explain
-from api.flows.verify import VerificationService
+from api.flows.verify import VerifyFlow
 from api.read.invoices import line_rows, rows_by_id
 from api.refusals import Conflict, Refused
 
@@ -397,7 +397,7 @@ class _Known:
     @classmethod
     def load(cls, db: Session, pending: Sequence[Pending], verified: Mapping[bytes, int]) -> _Known:
         rows = rows_by_id(db, [p.invoice_id for p in pending])
-        counts = VerificationService.counts_of(db, rows)
+        counts = VerifyFlow.counts_of(db, rows)
         for invoice_id in counts:
             counts[invoice_id] += verified.get(invoice_id, 0)
         patients: dict[bytes, list[models.Invoice]] = {}

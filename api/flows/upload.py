@@ -75,7 +75,7 @@ class BatchResult:
     refusals: list[Refusal] = field(default_factory=list)
 
 
-class IngestService:
+class UploadFlow:
     """Accepts hospital batches into the database and the outbox."""
 
     def __init__(

@@ -156,7 +156,7 @@ class FailureGate(Protocol):
     def judge(self, asker: str | None, verdict: Verdict) -> None: ...
 
 
-class VerificationService:
+class VerifyFlow:
     """Verifies QR texts, photos and typed references; counts successful verifications per
     invoice, and failed attempts apart (``failures``)."""
 

@@ -17,7 +17,7 @@ from api.read.invoices import InvoiceReads, InvoiceView, find_invoice
 from api.refusals import Conflict
 
 
-class VoidService:
+class VoidFlow:
     """Voids a hospital's invoice on chain, then in the database."""
 
     def __init__(

@@ -17,7 +17,7 @@ from api.deps import (
     bearer_token,
 )
 from api.errors import ApiError, too_many_requests
-from api.flows.verify import VerificationService, refuse_oversized_photo
+from api.flows.verify import VerifyFlow, refuse_oversized_photo
 from verifier.pipeline import Reference, Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
@@ -77,7 +77,7 @@ def _is_staff(staff_tokens: StaffTokensDep, authorization: str | None) -> bool:
 
 
 def _verified(
-    verification: VerificationService, source: bytes | str | Reference, client: str, staff: bool
+    verification: VerifyFlow, source: bytes | str | Reference, client: str, staff: bool
 ) -> VerdictPublic:
     return _public(*verification.verify(source, asker=client, staff=staff))
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import models
-from api.flows.anchor import AnchorService
-from api.flows.void import VoidService
+from api.flows.anchor import AnchorFlow
+from api.flows.void import VoidFlow
 from api.identity.hospitals import Hospitals, UnknownHospital
 from api.identity.staff import StaffTokens
 from api.read.invoices import InvoiceReads
@@ -99,7 +99,7 @@ def test_anchoring_appends_the_outbox_once_and_records_the_checkpoint(
     with uow() as db:
         db.add_all(models.Outbox(invoice_id=r.invoice_id, created_at=NOW) for r in rows)
         db.commit()
-    anchoring = AnchorService(uow, ledger, clock=lambda: NOW)
+    anchoring = AnchorFlow(uow, ledger, clock=lambda: NOW)
     assert anchoring.run_once(force=True) == 3
     assert anchoring.run_once(force=True) == 0  # drained: nothing appended twice
     assert [leaf.invoice_id for leaf in ledger.leaves] == [r.invoice_id for r in rows]
@@ -115,7 +115,7 @@ def test_a_void_is_relayed_then_recorded_with_who_asked(uow: sessionmaker[Sessio
     row = _invoice(uow)
     key = "0x" + row.invoice_id.hex()
     reads = InvoiceReads(uow, ledger)
-    voided = VoidService(uow, ledger, reads, clock=lambda: NOW).void(HOSPITAL, key, RED, SIGNATURE)
+    voided = VoidFlow(uow, ledger, reads, clock=lambda: NOW).void(HOSPITAL, key, RED, SIGNATURE)
     assert voided.row.invoice_id == row.invoice_id and voided.status == "voided"
     leaf, index, red, signature = ledger.voided[0]
     assert (leaf.invoice_id, index) == (row.invoice_id, row.leaf_index)
@@ -147,7 +147,7 @@ def test_a_void_is_refused(
 ) -> None:
     ledger = LogLedger()
     row = _invoice(uow, anchored)
-    flow = VoidService(uow, ledger, InvoiceReads(uow, ledger), clock=lambda: NOW)
+    flow = VoidFlow(uow, ledger, InvoiceReads(uow, ledger), clock=lambda: NOW)
     if voided:
         flow.void(HOSPITAL, "0x" + row.invoice_id.hex(), RED, SIGNATURE)
     with pytest.raises(refusal) as raised:
