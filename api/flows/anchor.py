@@ -8,6 +8,7 @@ just before a crash is recorded on restart rather than sent twice.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -31,10 +32,14 @@ class AnchorFlow:
         self._uow = uow
         self._ledger = ledger
         self._clock = clock
+        # One round at a time in this process (the background loop, seeding, a tool): two
+        # would read the same outbox rows and record the same checkpoint twice. Across
+        # processes the sequencer lock elects the one that anchors.
+        self._round = threading.RLock()
 
     def drain(self, limit: int = 5000) -> int:
         """Appends up to ``limit`` pending outbox entries to the log; returns how many."""
-        with self._uow() as session:
+        with self._round, self._uow() as session:
             rows = session.execute(
                 select(
                     models.Outbox.id,
@@ -66,23 +71,25 @@ class AnchorFlow:
 
     def anchor_if_due(self, force: bool = False) -> Checkpoint | None:
         """Anchors a checkpoint when one is due (or ``force``) and records it."""
-        checkpoint = self._ledger.anchor(force=force)
-        self.sync_checkpoints()
-        return checkpoint
+        with self._round:
+            checkpoint = self._ledger.anchor(force=force)
+            self.sync_checkpoints()
+            return checkpoint
 
     def run_once(self, force: bool = False) -> int:
         """One round of the background loop: drain everything, anchor what is due."""
-        drained = 0
-        while (n := self.drain()) > 0:
-            drained += n
-            self.anchor_if_due()
-        self.anchor_if_due(force=force)
-        return drained
+        with self._round:
+            drained = 0
+            while (n := self.drain()) > 0:
+                drained += n
+                self.anchor_if_due()
+            self.anchor_if_due(force=force)
+            return drained
 
     def sync_checkpoints(self) -> None:
         """Records every checkpoint on chain that the database does not have yet, and marks
         the invoices each one covers."""
-        with self._uow() as session:
+        with self._round, self._uow() as session:
             known = (
                 session.scalar(
                     select(models.Checkpoint.size).order_by(models.Checkpoint.size.desc()).limit(1)

@@ -416,3 +416,35 @@ def test_a_hospital_lists_its_own_invoices_only(world: World) -> None:
     other = world.client.get("/api/v1/invoices", headers={"X-API-Key": world.other.api_key})
     assert other.json() == []
     assert world.client.get("/api/v1/invoices").status_code == 401
+
+
+def test_two_anchoring_rounds_at_once_record_each_checkpoint_once(world: World) -> None:
+    """The background loop and a forced round (seeding, a tool) may run together in one
+    process: every invoice is appended once and every checkpoint recorded once."""
+    import threading
+
+    failures: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def rounds(force: bool) -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                world.services.anchoring.run_once(force=force)
+        except BaseException as exc:  # reported below, with the other thread's
+            failures.append(exc)
+
+    for n in range(3):
+        world.upload([world.item(10 * n + k) for k in range(6)])
+        threads = [threading.Thread(target=rounds, args=(f,)) for f in (False, True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+    with world.services.sessions() as db:
+        sizes = list(db.scalars(select(models.Checkpoint.size).order_by(models.Checkpoint.size)))
+        leaf_indexes = list(db.scalars(select(models.Invoice.leaf_index)))
+    on_chain = [e.args["size"] for e in world.services.ledger.events(name="CheckpointAnchored")]
+    assert sizes == on_chain == sorted(set(on_chain))
+    assert sorted(leaf_indexes) == list(range(18)) and sizes[-1] == 18  # type: ignore[type-var]
