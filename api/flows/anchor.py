@@ -27,7 +27,7 @@ class AnchorFlow:
         self,
         uow: ports.UnitOfWork,
         ledger: ports.Ledger,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._ledger = ledger

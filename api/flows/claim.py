@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import insert, select
@@ -139,7 +139,7 @@ class ClaimFlow:
         decider: Decider,
         pool: WorkerPool,
         parallel: bool,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         """``pool`` decides part of a large batch in a worker process (one worker: this
         process verifies and decides too, see :meth:`_parts`); ``parallel`` is whether there

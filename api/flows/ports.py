@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -21,6 +21,11 @@ from chain.sequencer import SettlementOutcome, SettlementRequest
 
 UnitOfWork = Callable[[], Session]
 Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock, every flow's default ``Clock``."""
+    return datetime.now(UTC)
 
 
 class Ledger(Protocol):

@@ -5,7 +5,6 @@ settlement (``api.flows.settle``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -25,7 +24,7 @@ class ReviewFlow:
         self,
         uow: ports.UnitOfWork,
         ledger: ports.Ledger,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._ledger = ledger

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -86,7 +86,7 @@ class UploadFlow:
         personal: PersonalData,
         workers: int | None = None,
         max_issue_age: timedelta | None = None,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._clock = clock

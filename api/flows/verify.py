@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
@@ -168,7 +168,7 @@ class VerifyFlow:
         domain: Domain,
         failures: FailureGate,
         read_image: Callable[[bytes], list[str]],
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._registry = registry

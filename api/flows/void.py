@@ -7,8 +7,6 @@ paid on the invoice. The database then records the void and the audit log who as
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from api.db import models
 from api.db.queries import leaf_of
 from api.flows import ports
@@ -25,7 +23,7 @@ class VoidFlow:
         uow: ports.UnitOfWork,
         ledger: ports.Ledger,
         invoices: InvoiceReads,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._ledger = ledger

@@ -18,7 +18,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -121,7 +121,7 @@ class Citizens:
         uow: ports.UnitOfWork,
         personal: PersonalData,
         limits: SignInLimits,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._personal = personal

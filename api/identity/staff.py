@@ -62,7 +62,7 @@ class StaffTokens:
         uow: ports.UnitOfWork,
         admin_token: SecretStr,
         payers: Sequence[str],
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._admin_token = admin_token

@@ -41,7 +41,7 @@ class HealthRead:
         ledger: ports.Ledger,
         settings: Settings,
         sequencer_holder: Callable[[], Holder | None],
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._ledger = ledger
