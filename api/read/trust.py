@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -10,7 +10,6 @@ from sqlalchemy import select
 from api.adapters.registry import RegistryCache
 from api.db import models
 from api.flows import ports
-from chain.model import HospitalKey
 from verifier.canonical import Domain
 from verifier.trust_list import TrustedHospital, build_trust_list, sign_trust_list
 
@@ -26,7 +25,7 @@ class TrustListRead:
         ledger: ports.Ledger,
         registry: RegistryCache,
         domain: Domain,
-        clock: ports.Clock = lambda: datetime.now(UTC),
+        clock: ports.Clock = ports.utc_now,
     ) -> None:
         self._uow = uow
         self._ledger = ledger
@@ -47,11 +46,7 @@ class TrustListRead:
         for code in sorted(self._registry.codes()):
             cached = self._registry.hospital(code)
             assert cached is not None
-            keys = tuple(
-                HospitalKey(i, k.signer, k.valid_from, k.revoked_at, k.revoked_log_size)
-                for i, k in enumerate(cached.keys)
-            )
-            hospitals.append(TrustedHospital(code, cached.level, names.get(code, code), keys))
+            hospitals.append(TrustedHospital.of(cached, names.get(code, code)))
         body = build_trust_list(
             hospitals, self._domain.chain_id, self._domain.contract, block, now, now + VALIDITY
         )
