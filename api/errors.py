@@ -42,7 +42,6 @@ _REFUSAL_STATUS: dict[type[refusals.Refused], int] = {
     refusals.Unauthenticated: 401,
     refusals.Forbidden: 403,
     refusals.TooMany: 429,
-    refusals.Unavailable: 503,
 }
 
 _LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str]] = {

@@ -62,7 +62,3 @@ class TooMany(Refused):
             (self.code, self.message, wait),
             {"details": {**rest, "retry_after_seconds": wait}},
         )
-
-
-class Unavailable(Refused):
-    """A part the service needs is not there right now (the ledger, a worker)."""
