@@ -79,7 +79,6 @@ class Services:
     # the per-client limits the routes apply
     rate_limiter: RateLimiter
     photo_claim_limiter: RateLimiter  # per citizen
-    sign_in_limits: SignInLimits
 
     def close(self) -> None:
         self.claim.close()
@@ -125,7 +124,6 @@ def open_services(settings: Settings) -> Services:
         sessions, gateway, registry, domain, failures, photo_reader(settings.image_limits())
     )
     invoices = InvoiceReads(sessions, gateway)
-    sign_in_limits = SignInLimits.from_settings(settings)
     catalogue_path = settings.audit_catalogue_path
     decider = Decider(sessions, load_catalogue(catalogue_path))
     # One worker: this process verifies and decides too (see ClaimFlow._parts).
@@ -170,12 +168,11 @@ def open_services(settings: Settings) -> Services:
         ledger_reads=LedgerReads(gateway),
         reconciliation=Reconciler(sessions, gateway),
         hospitals=Hospitals(sessions, gateway, registry),
-        citizens=Citizens(sessions, personal, sign_in_limits),
+        citizens=Citizens(sessions, personal, SignInLimits.from_settings(settings)),
         staff_tokens=StaffTokens(sessions, settings.admin_token, gateway.payers),
         audit=AuditLog(sessions),
         rate_limiter=RateLimiter(settings.verify_per_minute, settings.verify_burst),
         photo_claim_limiter=RateLimiter(
             settings.photo_claims_per_minute, settings.photo_claims_burst
         ),
-        sign_in_limits=sign_in_limits,
     )
