@@ -39,7 +39,15 @@ from chain.model import (
     hospital_code_bytes,
 )
 from verifier.errors import VerifierError
-from verifier.invoice import BILL_CODE, BILL_NUMBER, HOSPITAL_CODE, DetailLine, Invoice
+from verifier.invoice import (
+    BILL_CODE,
+    BILL_NUMBER,
+    HOSPITAL_CODE,
+    BillDetails,
+    DetailLine,
+    Invoice,
+    LineDetails,
+)
 
 INVOICE_TYPE = (
     "Invoice(bytes32 invoiceId,string checkCode,bytes32 hospital,uint64 issuedAt,uint64 total,"
@@ -118,6 +126,8 @@ def _time(moment: object) -> list[int]:
 
 def visit_entry(invoice: Invoice) -> bytes:
     """Entry 0 of the detail tree: the header fields that the QR does not carry."""
+    if invoice.bill is not None:
+        return _bill_entry(invoice, invoice.bill)
     return cbor2.dumps(
         [
             "visit",
@@ -136,6 +146,8 @@ def visit_entry(invoice: Invoice) -> bytes:
 
 def line_entry(line: DetailLine) -> bytes:
     """A detail line's entry in the detail tree (canonical CBOR)."""
+    if line.details is not None:
+        return _line2_entry(line, line.details)
     return cbor2.dumps(
         [
             "line",
@@ -147,6 +159,60 @@ def line_entry(line: DetailLine) -> bytes:
             line.amount,
             line.department,
             _time(line.time),
+        ],
+        canonical=True,
+    )
+
+
+def _bill_entry(invoice: Invoice, bill: BillDetails) -> bytes:
+    """Entry 0 of a format-2 bill: ``["bill/2", {field: value}]``, a map so that every field
+    is named in the signed bytes (canonical CBOR orders the keys)."""
+    p = bill.payment
+    return cbor2.dumps(
+        [
+            "bill/2",
+            {
+                "business_number": bill.business_number,
+                "visit_type": invoice.visit_type.value,
+                "visit_number": bill.visit_number,
+                "visit_on": bill.visit_on.isoformat() if bill.visit_on else None,
+                "admitted_on": invoice.admitted_on.isoformat() if invoice.admitted_on else None,
+                "discharged_on": (
+                    invoice.discharged_on.isoformat() if invoice.discharged_on else None
+                ),
+                "department": invoice.department,
+                "scheme": bill.scheme.value,
+                "diagnoses": list(invoice.diagnoses),
+                "payment": [p.fund, p.account, p.other, p.cash, p.copay, p.deductible, p.self_pay],
+                "charges": [[c.code, c.name, c.amount] for c in bill.charges],
+                "offset": _time(invoice.issued_at)[1],
+            },
+        ],
+        canonical=True,
+    )
+
+
+def _line2_entry(line: DetailLine, details: LineDetails) -> bytes:
+    """A format-2 line: ``["line/2", {field: value}]``."""
+    return cbor2.dumps(
+        [
+            "line/2",
+            {
+                "code": line.code,
+                "name": line.name,
+                "form": details.form,
+                "specification": details.specification,
+                "unit": details.unit,
+                "class": line.item_class.value,
+                "unit_price_e4": details.unit_price_e4,
+                "quantity_milli": line.quantity_milli,
+                "amount": line.amount,
+                "self_amount": details.self_amount,
+                "self_rate_bp": details.self_rate_bp,
+                "charge": details.charge,
+                "department": line.department,
+                "time": _time(line.time),
+            },
         ],
         canonical=True,
     )

@@ -15,7 +15,7 @@ registry); this module does the hashing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
@@ -23,6 +23,7 @@ import cbor2
 from chain import merkle
 from chain.model import InvoiceLeaf
 from verifier.errors import VerifierError
+from verifier.invoice import fen_of_e4
 from verifier.qr import QrPayload, decode_payload
 
 
@@ -89,6 +90,9 @@ class ProvenLine:
     amount: int
     department: str
     time: list[int]
+    #: A format-2 line's every signed field by name (form, specification, unit, unit price in
+    #: yuan x 10^4, self-pay amount and share, charge category); empty for format 1.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def verify_line_proof(proof: LineProof, checkpoint_root: bytes) -> ProvenLine:
@@ -126,7 +130,11 @@ def verify_line_proof(proof: LineProof, checkpoint_root: bytes) -> ProvenLine:
     try:
         signer = payload.signer()
         line = cbor2.loads(proof.line_entry)
+        if isinstance(line, list) and len(line) == 2 and line[0] == "line/2":
+            return _proven2(payload, signer, line[1])
         tag, code, name, item_class, unit_price, quantity, amount, department, when = line
+    except LineProofInvalid:
+        raise
     except Exception as exc:
         raise LineProofInvalid("line", str(exc)) from None
     if tag != "line":
@@ -143,3 +151,25 @@ def verify_line_proof(proof: LineProof, checkpoint_root: bytes) -> ProvenLine:
         department,
         list(when),
     )
+
+
+def _proven2(payload: QrPayload, signer: str, fields: Any) -> ProvenLine:
+    """A format-2 line entry (``["line/2", {...}]``, see verifier.canonical)."""
+    if not isinstance(fields, dict):
+        raise LineProofInvalid("line", "a format-2 line entry holds a map of its fields")
+    try:
+        return ProvenLine(
+            payload,
+            signer,
+            str(fields["code"]),
+            str(fields["name"]),
+            str(fields["class"]),
+            fen_of_e4(int(fields["unit_price_e4"])),
+            int(fields["quantity_milli"]),
+            int(fields["amount"]),
+            str(fields["department"]),
+            list(fields["time"]),
+            dict(fields),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LineProofInvalid("line", f"the format-2 line lacks {exc}") from None

@@ -136,6 +136,11 @@ class Invoice(Base):
     checkpoint_size: Mapped[int | None] = mapped_column(BigInteger, index=True)
     voided_by: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     voided_at: Mapped[datetime | None]
+    # 1 for the first invoice model, 2 for the national medical e-bill's (verifier.invoice);
+    # a format-2 bill keeps its further header fields, split and charge categories in ``bill``
+    # (``insurance_paid`` is then what the funds and the account paid, ``patient_paid`` cash).
+    format: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    bill: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InvoiceLine(Base):
@@ -158,6 +163,16 @@ class InvoiceLine(Base):
     # bulk insert of a million lines free of per-row type conversion.
     at_epoch: Mapped[int] = mapped_column(BigInteger)
     utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger)
+    # Format 2 only (NULL for a format-1 line): the unit price exactly, in ten-thousandths of a
+    # yuan (``unit_price`` is then it rounded to the fen, for display), the self-pay amount and
+    # share, dosage form, specification, unit and the charge category's code.
+    unit_price_e4: Mapped[int | None] = mapped_column(BigInteger)
+    self_amount: Mapped[int | None] = mapped_column(BigInteger)
+    self_rate_bp: Mapped[int | None] = mapped_column(Integer)
+    form: Mapped[str | None] = mapped_column(String(50))
+    specification: Mapped[str | None] = mapped_column(String(100))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    charge_code: Mapped[str | None] = mapped_column(String(20))
 
     @property
     def time(self) -> datetime:

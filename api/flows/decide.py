@@ -476,12 +476,17 @@ def _claim_lines(
 ) -> dict[bytes, tuple[claims.ClaimLine, ...]]:
     """The lines of these invoices as the claims package reads them."""
     lines: dict[bytes, list[claims.ClaimLine]] = {iid: [] for iid in invoice_ids}
-    for iid, code, name, item_class, price, quantity, amount, department, at in line_rows(
-        db, lines
-    ):
+    for iid, line in line_rows(db, lines):
         lines[iid].append(
             claims.ClaimLine(
-                code, name, _ITEM_CLASS[item_class], price, quantity, amount, department, at
+                line.code,
+                line.name,
+                _ITEM_CLASS[line.item_class],
+                line.unit_price,
+                line.quantity_milli,
+                line.amount,
+                line.department,
+                line.time,
             )
         )
     return {iid: tuple(found) for iid, found in lines.items()}

@@ -31,7 +31,7 @@ from api.adapters.workers import WorkerPool
 from api.db import models
 from api.db.queries import chunks
 from api.flows import ports
-from api.flows.upload_items import Prepared, Refusal, prepare_chunk, refuse
+from api.flows.upload_items import LINE_COLUMNS, Prepared, Refusal, prepare_chunk, refuse
 from api.identity.staff import record
 from api.refusals import Conflict, Forbidden
 from verifier.canonical import Domain
@@ -287,19 +287,7 @@ class UploadFlow:
         # A million lines: straight to the driver, plain values, no per-row ORM work.
         connection = session.connection()
         mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        columns = (
-            "invoice_id",
-            "line_no",
-            "code",
-            "name",
-            "item_class",
-            "unit_price",
-            "quantity_milli",
-            "amount",
-            "department",
-            "at_epoch",
-            "utc_offset_minutes",
-        )
+        columns = ("invoice_id", *LINE_COLUMNS)
         connection.exec_driver_sql(
             f"INSERT INTO invoice_lines ({', '.join(columns)}) "
             f"VALUES ({', '.join([mark] * len(columns))})",

@@ -25,9 +25,32 @@ from verifier.invoice import (
     Invoice,
     InvoiceInvalid,
     Problem,
+    bill_json,
     parse_invoice,
     text_problem,
 )
+
+#: The columns of ``invoice_lines`` in the order of ``Prepared.lines`` (after the invoice id).
+LINE_COLUMNS = (
+    "line_no",
+    "code",
+    "name",
+    "item_class",
+    "unit_price",
+    "quantity_milli",
+    "amount",
+    "department",
+    "at_epoch",
+    "utc_offset_minutes",
+    "unit_price_e4",
+    "self_amount",
+    "self_rate_bp",
+    "form",
+    "specification",
+    "unit",
+    "charge_code",
+)
+_NO_DETAILS = (None,) * 7  # a format-1 line has none of the format-2 columns
 
 #: Longest patient ID number (an 18-character resident ID, or a passport's number) and name.
 MAX_ID_NUMBER = 32
@@ -108,11 +131,14 @@ def _flatten(
         "line_count": len(invoice.lines),
         "patient_commitment": invoice.patient_commitment,
         "detail_root": fields.detail_root,
+        "format": invoice.format,
+        "bill": bill_json(invoice.bill) if invoice.bill is not None else None,
     }
     lines = []
     for n, ln in enumerate(invoice.lines, start=1):
         offset = ln.time.utcoffset()
         assert offset is not None  # parse_invoice refuses naive times
+        d = ln.details
         lines.append(
             (
                 n,
@@ -125,6 +151,19 @@ def _flatten(
                 ln.department,
                 int(ln.time.timestamp()),
                 int(offset.total_seconds()) // 60,
+                *(
+                    _NO_DETAILS
+                    if d is None
+                    else (
+                        d.unit_price_e4,
+                        d.self_amount,
+                        d.self_rate_bp,
+                        d.form,
+                        d.specification,
+                        d.unit,
+                        d.charge,
+                    )
+                ),
             )
         )
     return Prepared(

@@ -17,7 +17,7 @@ from api.flows import ports
 from api.refusals import Conflict, Invalid, NotFound
 from chain.model import Checkpoint
 from verifier.canonical import Domain, invoice_id
-from verifier.invoice import DetailLine, Invoice, ItemClass, VisitType
+from verifier.invoice import DetailLine, Invoice, ItemClass, LineDetails, VisitType, bill_of_json
 from verifier.qr import VERSION, QrPayload
 
 _ITEM_CLASS = {c.value: c for c in ItemClass}  # a dict lookup, not an enum call, per line
@@ -164,23 +164,15 @@ def load_invoices(db: Session, rows: Iterable[models.Invoice]) -> dict[bytes, In
     """:func:`load_invoice` of several rows, by id, with one query per 500 invoices."""
     rows = list(rows)
     lines: dict[bytes, list[DetailLine]] = {row.invoice_id: [] for row in rows}
-    for iid, code, name, item_class, price, quantity, amount, department, at in line_rows(
-        db, lines
-    ):
-        lines[iid].append(
-            DetailLine(code, name, _ITEM_CLASS[item_class], price, quantity, amount, department, at)
-        )
+    for iid, line in line_rows(db, lines):
+        lines[iid].append(line)
     return {row.invoice_id: _invoice(row, tuple(lines[row.invoice_id])) for row in rows}
 
 
-LineRow = tuple[bytes, str, str, str, int, int, int, str, datetime]
-"""A stored line as plain values: invoice id, code, name, class, unit price, quantity (milli),
-amount, department, time (with the offset it was billed in)."""
-
-
-def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[LineRow]:
-    """The stored lines of these invoices, in order (by invoice id, then line number), as plain
-    values: an inpatient stay has hundreds of lines, too many for ORM objects."""
+def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[tuple[bytes, DetailLine]]:
+    """The stored lines of these invoices, in order (by invoice id, then line number), with
+    the id of each one's invoice: an inpatient stay has hundreds of lines, too many for ORM
+    objects. Times come back with the offsets they were billed in."""
     line = models.InvoiceLine
     zones: dict[int, timezone] = {}
     ids = sorted(set(invoice_ids))
@@ -197,24 +189,49 @@ def line_rows(db: Session, invoice_ids: Iterable[bytes]) -> Iterator[LineRow]:
                 line.department,
                 line.at_epoch,
                 line.utc_offset_minutes,
+                line.unit_price_e4,
+                line.self_amount,
+                line.self_rate_bp,
+                line.form,
+                line.specification,
+                line.unit,
+                line.charge_code,
             )
             .where(line.invoice_id.in_(chunk))
             .order_by(line.invoice_id, line.line_no)
         )
-        for iid, code, name, item_class, price, quantity, amount, department, at, offset in found:
+        for row in found:
+            iid, code, name, item_class, price, quantity, amount, department, at, offset = row[:10]
             zone = zones.get(offset)
             if zone is None:
                 zone = zones[offset] = timezone(timedelta(minutes=offset))
+            price_e4, self_amount, self_rate, form, specification, unit, charge = row[10:]
+            details = (
+                None
+                if price_e4 is None
+                else LineDetails(
+                    form or "",
+                    specification or "",
+                    unit or "",
+                    price_e4,
+                    self_amount,
+                    self_rate,
+                    charge,
+                )
+            )
             yield (
                 iid,
-                code,
-                name,
-                item_class,
-                price,
-                quantity,
-                amount,
-                department,
-                datetime.fromtimestamp(at, zone),
+                DetailLine(
+                    code,
+                    name,
+                    _ITEM_CLASS[item_class],
+                    price,
+                    quantity,
+                    amount,
+                    department,
+                    datetime.fromtimestamp(at, zone),
+                    details,
+                ),
             )
 
 
@@ -237,6 +254,7 @@ def _invoice(row: models.Invoice, lines: tuple[DetailLine, ...]) -> Invoice:
         insurance_paid=row.insurance_paid,
         patient_paid=row.patient_paid,
         lines=lines,
+        bill=bill_of_json(row.bill) if row.bill is not None else None,
     )
 
 
