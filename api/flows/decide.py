@@ -467,8 +467,29 @@ class _Known:
                 diagnoses=tuple(row.diagnoses),
                 admitted_on=row.admitted_on,
                 discharged_on=row.discharged_on,
+                **_till_of(row.bill),
             )
         return view
+
+
+def _till_of(bill: dict[str, Any] | None) -> dict[str, Any]:
+    """A format-2 bill's scheme and the till's split as the claims package reads them (a
+    format-1 invoice has neither: it is adjudicated on its lines alone)."""
+    if bill is None:
+        return {}
+    p = bill["payment"]
+    return {
+        "scheme": claims.Scheme(bill["scheme"]),
+        "till": claims.TillSplit(
+            fund_fen=p["fund"],
+            account_fen=p["account"],
+            other_fen=p["other"],
+            cash_fen=p["cash"],
+            copay_fen=p["copay"],
+            deductible_fen=p["deductible"],
+            self_pay_fen=p["self_pay"],
+        ),
+    }
 
 
 def _claim_lines(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -51,12 +51,45 @@ class BatchResultPublic(BaseModel):
     items: list[ItemResult]
 
 
+class PaymentPublic(BaseModel):
+    """The till's split of a format-2 bill, fen (see docs/invoice-format.md)."""
+
+    fund: int
+    account: int
+    other: int
+    cash: int
+    copay: int
+    deductible: int
+    self_pay: int
+
+
+class ChargePublic(BaseModel):
+    code: str
+    name: str
+    amount: int
+
+
+class BillPublic(BaseModel):
+    """What a format-2 bill carries beyond format 1."""
+
+    business_number: str
+    visit_number: str
+    visit_on: date | None
+    scheme: Literal["employee", "resident", "none"]
+    payment: PaymentPublic
+    charges: list[ChargePublic]
+
+
 class InvoicePublic(BaseModel):
     invoice_id: str
     reference: str
     hospital: str
     issued_at: datetime
     total: int
+    format: Literal[1, 2]
+    insurance_paid: int  # fen the funds (and, format 2, the personal account) paid at the till
+    patient_paid: int  # fen the patient paid (format 2: in cash)
+    bill: BillPublic | None  # format 2 only
     status: Literal["pending", "anchored", "voided"]
     record_hash: str
     detail_root: str
@@ -139,6 +172,10 @@ def _invoice_public(view: InvoiceView) -> InvoicePublic:
         hospital=row.hospital,
         issued_at=row.issued_at,
         total=row.total,
+        format=2 if row.format == 2 else 1,
+        insurance_paid=row.insurance_paid,
+        patient_paid=row.patient_paid,
+        bill=BillPublic.model_validate(row.bill) if row.bill is not None else None,
         status=view.status,
         record_hash=_hex(row.record_hash) or "",
         detail_root=_hex(row.detail_root) or "",
