@@ -31,7 +31,7 @@ from typing import Final, Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from verifier.invoice import Invoice, ItemClass, VisitType
+from verifier.invoice import DetailLine, Invoice, ItemClass, Scheme, VisitType
 from verifier.qr import qr_png
 
 DPI: Final = 150
@@ -135,6 +135,15 @@ def format_yuan(fen: int) -> str:
     """Fen as yuan with two decimals, by integer arithmetic: 123456 -> ``1234.56``."""
     yuan, cents = divmod(abs(fen), 100)
     return f"{'-' if fen < 0 else ''}{yuan}.{cents:02d}"
+
+
+def _unit_price(line: DetailLine) -> str:
+    """A line's unit price as billed: to the fen, or to four decimals for format 2 (the
+    e-bill interface's precision: 0.4167 a capsule)."""
+    if line.details is None:
+        return format_yuan(line.unit_price)
+    e4 = line.details.unit_price_e4
+    return f"{e4 // 10_000}.{e4 % 10_000:04d}"
 
 
 def format_quantity(milli: int) -> str:
@@ -295,7 +304,12 @@ def invoice_pages(
     first = (_TABLE_BOTTOM - _FIELDS_TOP - _FIELD_H * len(fields) - 28 - _HEAD_H) // _ROW_H
     following = (_TABLE_BOTTOM - _FIELDS_TOP - _FIELD_H - 28 - _HEAD_H) // _ROW_H
     receipt_lines = _receipt_lines(receipt, _RIGHT - qr.width - 30 - _RECEIPT_VALUE_X)
-    closing_height = 20 + 2 * _FIELD_H + 20 + max(44 + 28 * len(receipt_lines), qr.height + 40)
+    closing_height = (
+        20
+        + (1 + len(_paid_rows(invoice))) * _FIELD_H
+        + 20
+        + max(44 + 28 * len(receipt_lines), qr.height + 40)
+    )
     closing = math.ceil(closing_height / _ROW_H)
     chunks = _paginate(len(invoice.lines), first, following, closing)
 
@@ -449,6 +463,20 @@ def _first_fields(
                 ("出院日期", "Discharged", f"{discharged or '——'}{days}"),
             ]
         )
+    if invoice.bill is not None:
+        bill = invoice.bill
+        rows.append(
+            [
+                ("业务流水号", "Business no.", bill.business_number),
+                ("住院号" if inpatient else "门诊号", "Visit no.", bill.visit_number),
+            ]
+        )
+        rows.append(
+            [
+                ("医保类型", "Scheme", _SCHEME_LABELS[bill.scheme]),
+                ("就诊日期", "Visit date", str(bill.visit_on or invoice.admitted_on or "——")),
+            ]
+        )
     rows.append([("诊断", "ICD-10", "，".join(invoice.diagnoses) or "——")])
     rows.append(
         [
@@ -457,6 +485,38 @@ def _first_fields(
         ]
     )
     return rows
+
+
+_SCHEME_LABELS = {
+    Scheme.EMPLOYEE: "职工医保 employees",
+    Scheme.RESIDENT: "城乡居民医保 residents",
+    Scheme.NONE: "自费 not insured",
+}
+
+
+def _paid_rows(invoice: Invoice) -> list[list[Field]]:
+    """The rows under the total: format 1's two payers; format 2's till split, the patient's
+    shares and the charge categories (收费项目) with their totals, two to a row."""
+    if invoice.bill is None:
+        return [
+            [
+                ("医保统筹支付", "Insurance paid", format_yuan(invoice.insurance_paid)),
+                ("个人支付", "Patient paid", format_yuan(invoice.patient_paid)),
+            ]
+        ]
+    p = invoice.bill.payment
+    fields: list[Field] = [
+        ("统筹基金支付", "Pooled fund", format_yuan(p.fund)),
+        ("个人账户支付", "Personal account", format_yuan(p.account)),
+        ("其他支付", "Other funds", format_yuan(p.other)),
+        ("个人现金支付", "Cash", format_yuan(p.cash)),
+        ("个人自付", "Co-payment", format_yuan(p.copay)),
+        ("个人自负", "Below deductible", format_yuan(p.deductible)),
+        ("个人自费", "Self-pay", format_yuan(p.self_pay)),
+        ("", "", ""),
+    ]
+    fields += [(c.name, c.code, format_yuan(c.amount)) for c in invoice.bill.charges]
+    return [fields[i : i + 2] for i in range(0, len(fields), 2)]
 
 
 def _paginate(count: int, first: int, following: int, closing: int) -> list[range]:
@@ -582,7 +642,7 @@ class _Page:
             if (i - rows.start) % 2:
                 self.draw.rectangle([_LEFT, y, _RIGHT, y + _ROW_H], fill=(248, 248, 248))
             cells = (str(i + 1), line.code, line.name, _CLASS_LABELS[line.item_class],
-                     format_yuan(line.unit_price), format_quantity(line.quantity_milli),
+                     _unit_price(line), format_quantity(line.quantity_milli),
                      format_yuan(line.amount))  # fmt: skip
             for (*_, align), x0, x1, cell, style in zip(
                 _COLUMNS, edges, edges[1:], cells, _CELL_STYLES, strict=False
@@ -621,15 +681,18 @@ class _Page:
                 ("合计", "Total", f"¥{format_yuan(invoice.total)}", _LEFT + half + 140),
             ],
         )
-        self.fields_at(
-            top + _FIELD_H,
-            [
-                ("医保统筹支付", "Insurance paid", format_yuan(invoice.insurance_paid), _LEFT),
-                ("个人支付", "Patient paid", format_yuan(invoice.patient_paid), _LEFT + half + 140),
-            ],
-        )
-        self.draw.rectangle([_LEFT, top, _RIGHT, top + 2 * _FIELD_H], outline=_RULE)
-        y = top + 2 * _FIELD_H + 20
+        paid = _paid_rows(invoice)
+        for n, pair in enumerate(paid, start=1):
+            self.fields_at(
+                top + n * _FIELD_H,
+                [
+                    (zh, en, value, _LEFT + i * (half + 140))
+                    for i, (zh, en, value) in enumerate(pair)
+                ],
+            )
+        height = (1 + len(paid)) * _FIELD_H
+        self.draw.rectangle([_LEFT, top, _RIGHT, top + height], outline=_RULE)
+        y = top + height + 20
         qr_x = _RIGHT - qr.width
         self.qr = (qr, (qr_x, y))
         self.image.paste(qr, (qr_x, y))

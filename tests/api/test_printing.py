@@ -373,3 +373,23 @@ def test_print_route_streams_the_pdf_and_counts_the_pages(world: World) -> None:
     assert png.status_code == 200 and png.headers["X-Page-Count"] == str(pages)
     with Image.open(io.BytesIO(png.content)) as first:
         assert first.size == PAGE_SIZE
+
+
+def test_a_format_2_bill_prints_its_split_and_its_categories() -> None:
+    """The split and the categories are on the page: a bill that differs only in how the
+    account and cash shared the patient's part prints differently, below the table."""
+    from tests.format2 import bill
+    from verifier.invoice import parse_invoice
+
+    invoice = parse_invoice(bill())
+    data = bill()
+    data["payment"].update(account=1100, cash=1600)
+    other = parse_invoice(data)
+    pages = render_invoice(invoice, HOSPITAL_NAME, _qr_text(invoice), _receipt(invoice, "pending"))
+    assert len(pages) == 1
+    assert decode_qr_image(_png(pages[-1])) == [_qr_text(invoice)]
+    again = render_invoice(other, HOSPITAL_NAME, _qr_text(invoice), _receipt(invoice, "pending"))
+    diff = ImageChops.difference(pages[0], again[0]).getbbox()
+    assert diff is not None
+    # Only the split differs (and the detail root is not printed): below the lines' table.
+    assert diff[1] > 700, diff

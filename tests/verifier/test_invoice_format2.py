@@ -22,9 +22,13 @@ from verifier.invoice import (
 
 
 def problems(data: dict[str, Any]) -> dict[str, str]:
+    """The refusal's reasons by field path (several for one path joined by " | ")."""
     with pytest.raises(InvoiceInvalid) as caught:
         parse_invoice(data)
-    return {p.path: p.reason for p in caught.value.problems}
+    found: dict[str, str] = {}
+    for p in caught.value.problems:
+        found[p.path] = f"{found[p.path]} | {p.reason}" if p.path in found else p.reason
+    return found
 
 
 def test_the_example_bill_parses_and_reads_back_as_it_was_written() -> None:
