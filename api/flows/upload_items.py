@@ -20,6 +20,7 @@ from verifier.canonical import (
     recover_signer,
     signing_digest,
 )
+from verifier.his import looks_like_export, parse_export
 from verifier.invoice import (
     ID_NUMBER_LIKE,
     Invoice,
@@ -203,8 +204,12 @@ def _prepare_one(
             "$",
             "each item is an object with 'invoice', 'signature' and optionally 'patient'",
         )
+    patient = item.get("patient")
     try:
-        invoice = parse_invoice(item.get("invoice"), received_at)  # type: ignore[arg-type]
+        if looks_like_export(item):
+            invoice, patient = _from_export(item, received_at)
+        else:
+            invoice = parse_invoice(item.get("invoice"), received_at)  # type: ignore[arg-type]
     except InvoiceInvalid as exc:
         return Refusal(index, exc.reference, "invalid_invoice", exc.problems)
     reference = invoice.reference
@@ -221,12 +226,34 @@ def _prepare_one(
         signer = recover_signer(signing_digest(domain, record_hash), signature)
     except SignatureInvalid as exc:
         return refuse(index, reference, "bad_signature", "signature", str(exc))
-    patient = item.get("patient")
     if patient is not None:
         problem = _check_patient(patient, invoice)
         if problem is not None:
             return refuse(index, reference, *problem)
     return _flatten(index, invoice, fields, record_hash, signature, signer, patient)
+
+
+def _from_export(item: Mapping[str, Any], received_at: datetime) -> tuple[Invoice, dict[str, str]]:
+    """A HIS export item: ``{"his": {request, response}, "hospital", "salt", "signature"}``
+    (docs/his-export.md); the bill and its patient as the hospital's signing tool mapped
+    them."""
+    hospital, salt = item.get("hospital"), item.get("salt")
+    problems = []
+    if not isinstance(hospital, str) or not hospital:
+        problems.append(Problem("hospital", "is required: the issuing hospital's code"))
+    try:
+        salt_bytes = bytes.fromhex(salt) if isinstance(salt, str) else b""
+    except ValueError:
+        salt_bytes = b""
+    if len(salt_bytes) < 16:
+        problems.append(
+            Problem("salt", "must be the hex of the patient commitment's 16 random bytes")
+        )
+    if problems:
+        raise InvoiceInvalid("?", problems)
+    assert isinstance(hospital, str)
+    invoice, bill = parse_export(item["his"], hospital, salt_bytes, received_at)
+    return invoice, bill.patient
 
 
 def _check_patient(patient: Any, invoice: Invoice) -> tuple[str, str, str] | None:
