@@ -506,7 +506,16 @@ def _patient(r: _Reader, request: Mapping[str, Any], salt: bytes) -> dict[str, s
     if not isinstance(name, str) or not name.strip():
         r.bad("request.payer", "is required (the patient's name)")
         return None
-    return {"id_number": id_number.strip(), "name": name.strip(), "salt": salt.hex()}
+    patient = {"id_number": id_number.strip(), "name": name.strip(), "salt": salt.hex()}
+    sex = {"男": "M", "女": "F"}.get(str(request.get("sex") or "").strip())
+    for key, value in (
+        ("insurance_number", request.get("medicalInsuranceID")),
+        ("sex", sex),
+        ("age", request.get("age")),
+    ):
+        if isinstance(value, str) and value.strip():
+            patient[key] = value.strip()
+    return patient
 
 
 def _shown(value: object) -> str:

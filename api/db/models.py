@@ -125,6 +125,9 @@ class Invoice(Base):
     patient_id_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     patient_name_enc: Mapped[bytes | None]
     patient_salt_enc: Mapped[bytes | None]
+    # The patient's insurance number, sex and age when the bill gave them (format 2), as one
+    # encrypted JSON object.
+    patient_details_enc: Mapped[bytes | None]
     detail_root: Mapped[bytes] = mapped_column(LargeBinary(32))
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(65))

@@ -14,8 +14,9 @@ different content is a conflict and changes nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,14 @@ from api.adapters.workers import WorkerPool
 from api.db import models
 from api.db.queries import chunks
 from api.flows import ports
-from api.flows.upload_items import LINE_COLUMNS, Prepared, Refusal, prepare_chunk, refuse
+from api.flows.upload_items import (
+    LINE_COLUMNS,
+    PATIENT_DETAILS,
+    Prepared,
+    Refusal,
+    prepare_chunk,
+    refuse,
+)
 from api.identity.staff import record
 from api.refusals import Conflict, Forbidden
 from verifier.canonical import Domain
@@ -276,6 +284,7 @@ class UploadFlow:
                     )
                     if patient
                     else None,
+                    "patient_details_enc": _details(personal, patient),
                     "record_hash": p.record_hash,
                     "signature": p.signature,
                     "signer": p.signer,
@@ -309,3 +318,11 @@ def receipt_of(row: models.Invoice, duplicate: bool = False) -> UploadReceipt:
         row.checkpoint_size,
         duplicate,
     )
+
+
+def _details(personal: PersonalData, patient: Mapping[str, str] | None) -> bytes | None:
+    """The patient's insurance number, sex and age, when given, as one encrypted JSON."""
+    found = {k: patient[k] for k in PATIENT_DETAILS if patient and patient.get(k) is not None}
+    if not found:
+        return None
+    return personal.encrypt_text(json.dumps(found, ensure_ascii=False), "patient_details")

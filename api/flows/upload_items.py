@@ -56,6 +56,9 @@ _NO_DETAILS = (None,) * 7  # a format-1 line has none of the format-2 columns
 #: Longest patient ID number (an 18-character resident ID, or a passport's number) and name.
 MAX_ID_NUMBER = 32
 MAX_PATIENT_NAME = 100
+#: The patient's further details a format-2 bill prints (医保编号, 性别, 年龄), each optional
+#: text of at most this many characters; kept encrypted with the name, never signed.
+PATIENT_DETAILS = {"insurance_number": 32, "sex": 1, "age": 10}
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,16 @@ def _check_patient(patient: Any, invoice: Invoice) -> tuple[str, str, str] | Non
             return ("invalid_patient", f"patient.{key}", f"is longer than {longest} characters")
         if (problem := text_problem(patient[key])) is not None:
             return ("invalid_patient", f"patient.{key}", problem)
+    for key, longest in PATIENT_DETAILS.items():
+        value = patient.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > longest:
+            return ("invalid_patient", f"patient.{key}", f"is text of at most {longest} characters")
+        if (problem := text_problem(value)) is not None:
+            return ("invalid_patient", f"patient.{key}", problem)
+    if patient.get("sex") not in (None, "M", "F"):
+        return ("invalid_patient", "patient.sex", "must be 'M' or 'F'")
     if ID_NUMBER_LIKE.search(patient["name"]):
         # The name is printed on the invoice, an ID number never is (the value is not
         # repeated: it is personal data).

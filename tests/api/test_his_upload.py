@@ -43,6 +43,16 @@ def test_the_documented_export_is_uploaded_as_it_is(world: World) -> None:
         row = db.scalar(select(models.Invoice))
         assert row is not None and row.check_code == "4ba882"
         assert row.patient_id_hash is not None  # the patient is kept (hashed, encrypted)
+        assert row.patient_details_enc is not None
+        details = world.services.ingest.personal.decrypt_text(
+            row.patient_details_enc, "patient_details"
+        )
+    assert json.loads(details) == {
+        "insurance_number": "330802000000000001",
+        "sex": "M",
+        "age": "35岁",
+    }
+    assert b"330802000000000001" not in row.patient_details_enc  # never in clear
 
 
 def test_a_bad_export_is_refused_by_its_own_field_name_and_nothing_is_stored(

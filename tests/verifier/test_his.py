@@ -79,7 +79,14 @@ def test_the_documented_export_maps_onto_format_2() -> None:
     assert (blood.details.self_amount, blood.details.self_rate_bp) == (250, 1000)
     assert blood.time.isoformat() == "2025-03-01T09:30:00+08:00"  # busDateTime
     assert invoice.patient_commitment == patient_commitment("33080219900101001X", SALT)
-    assert bill.patient == {"id_number": "33080219900101001X", "name": "患者1", "salt": SALT.hex()}
+    assert bill.patient == {
+        "id_number": "33080219900101001X",
+        "name": "患者1",
+        "salt": SALT.hex(),
+        "insurance_number": "330802000000000001",
+        "sex": "M",  # 男
+        "age": "35岁",
+    }
 
 
 def test_an_inpatient_export_takes_the_stay() -> None:

@@ -8,7 +8,9 @@ Every existing invoice is format 1 and keeps what it was signed with; the new co
 NULL for it. A format-2 bill keeps its further header fields (business number, visit number
 and date, insurance scheme), the till's payment split and its charge categories in
 ``invoices.bill`` (JSON), and each line its exact unit price, self-pay amount and share,
-dosage form, specification, unit and charge category in columns of ``invoice_lines``.
+dosage form, specification, unit and charge category in columns of ``invoice_lines``. The
+patient's insurance number, sex and age, when given, are kept encrypted in
+``invoices.patient_details_enc``, as the name is.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("invoices") as batch:
         batch.add_column(sa.Column("format", sa.SmallInteger(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("bill", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("patient_details_enc", sa.LargeBinary(), nullable=True))
     with op.batch_alter_table("invoice_lines") as batch:
         batch.add_column(sa.Column("unit_price_e4", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("self_amount", sa.BigInteger(), nullable=True))
@@ -49,5 +52,6 @@ def downgrade() -> None:
         ):
             batch.drop_column(column)
     with op.batch_alter_table("invoices") as batch:
+        batch.drop_column("patient_details_enc")
         batch.drop_column("bill")
         batch.drop_column("format")
