@@ -7,6 +7,11 @@ zeroclaim hospital register CODE ...         the authority registers a hospital'
 zeroclaim hospital sign BATCH --keystore FILE --out SIGNED.json
 zeroclaim hospital upload SIGNED.json --url URL --api-key KEY
 zeroclaim demo generate --preset small|quzhou --out DIR
+
+The keystore password is read from $ZEROCLAIM_HOSPITAL_KEY_PASSWORD, else asked in the
+terminal. Exit status: 0 done; 1 done, but invoices (or the request) were refused, each
+named on stderr; 2 nothing done: fix the command line, password, keystore, batch file or
+credentials; 3 the service could not be reached, did not answer in time or failed: try again.
 """
 
 from __future__ import annotations
@@ -16,11 +21,22 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.adapters.hospital_files import (
+    CredentialsRefused,
+    HospitalSideError,
+    KeystoreExists,
+    KeystoreMissing,
+    RequestRefused,
+    ServiceError,
+)
 from api.settings import Settings
 
 
@@ -72,37 +88,92 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _password(args: argparse.Namespace) -> str:
-    password = os.environ.get("ZEROCLAIM_HOSPITAL_KEY_PASSWORD") or getpass.getpass(
-        "keystore password: "
-    )
+#: Exit statuses (documented in the module docstring and the README's hospital section).
+EXIT_REFUSED = 1  # done, but invoices (or the request) were refused, each named on stderr
+EXIT_INPUT = 2  # nothing done: the command line, a password, keystore, batch file, credential
+EXIT_SERVICE = 3  # the service unreachable, silent or failing: try again later
+
+PASSWORD_VARIABLE = "ZEROCLAIM_HOSPITAL_KEY_PASSWORD"
+
+
+class CommandFailed(Exception):
+    """Raised when a command cannot go on; the message is the one sentence shown on stderr,
+    ``status`` the exit status."""
+
+    def __init__(self, sentence: str, status: int = EXIT_INPUT) -> None:
+        super().__init__(sentence)
+        self.status = status
+
+
+def _exit_status(exc: Exception) -> int:
+    if isinstance(exc, CommandFailed):
+        return exc.status
+    if isinstance(exc, RequestRefused):
+        return EXIT_REFUSED
+    if isinstance(exc, ServiceError) and not isinstance(exc, CredentialsRefused):
+        return EXIT_SERVICE
+    return EXIT_INPUT
+
+
+def _has_terminal() -> bool:
+    """Whether getpass can ask (it reads /dev/tty, else falls back to stdin with a warning)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return sys.stdin.isatty()  # no /dev/tty (Windows): getpass uses the console
+    os.close(fd)
+    return True
+
+
+def _password(confirm: bool = False) -> str:
+    """The keystore password: $ZEROCLAIM_HOSPITAL_KEY_PASSWORD, else typed in the terminal
+    (twice with ``confirm``, so that a typo does not lock a new key away)."""
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password:
+        return password
+    if not _has_terminal():
+        raise CommandFailed(
+            f"no keystore password: set {PASSWORD_VARIABLE} or run the command in a terminal"
+        )
+    try:
+        password = getpass.getpass("keystore password: ")
+        if confirm and password and getpass.getpass("the same password again: ") != password:
+            raise CommandFailed("the two passwords differ; no key was created")
+    except EOFError:
+        raise CommandFailed(
+            f"no keystore password was typed: type it, or set {PASSWORD_VARIABLE}"
+        ) from None
     if not password:
-        raise SystemExit("a keystore password is required")
+        raise CommandFailed("the keystore password is empty")
     return password
 
 
 def _keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from eth_account import Account
+    from api.adapters.hospital_files import create_keystore
 
     path = Path(args.keystore)
     if path.exists():
-        raise SystemExit(f"{path} exists; refusing to overwrite a key")
-    account = Account.create()
-    path.write_text(json.dumps(Account.encrypt(account.key, _password(args))))
-    path.chmod(0o600)
-    print(json.dumps({"keystore": str(path), "address": account.address}))
+        raise KeystoreExists(path)  # before asking for a password
+    address = create_keystore(path, _password(confirm=True))
+    print(json.dumps({"keystore": str(path), "address": address}))
     return 0
 
 
 def _load_key(args: argparse.Namespace) -> bytes:
-    from eth_account import Account
+    from api.adapters.hospital_files import unlock_keystore
 
-    return bytes(Account.decrypt(json.loads(Path(args.keystore).read_text()), _password(args)))
+    path = Path(args.keystore)
+    if not path.exists():
+        raise KeystoreMissing(path)  # before asking for a password
+    return unlock_keystore(path, _password())
 
 
 def _register(args: argparse.Namespace, settings: Settings) -> int:
-    import httpx
+    from api.adapters.hospital_files import HospitalClient
 
+    token = args.admin_token or os.environ.get("ZEROCLAIM_ADMIN_TOKEN", "")
+    if not token:
+        raise CommandFailed("no admin token: pass --admin-token or set ZEROCLAIM_ADMIN_TOKEN")
     body = {
         "code": args.code,
         "name": args.name,
@@ -110,38 +181,53 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
         "signer": args.signer,
         "valid_from": args.valid_from or datetime.now(UTC).isoformat(),
     }
-    token = args.admin_token or os.environ.get("ZEROCLAIM_ADMIN_TOKEN", "")
-    response = httpx.post(
-        f"{args.url}/api/v1/admin/hospitals",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    if response.status_code != 201:
-        print(response.text, file=sys.stderr)
-        return 1
-    print(json.dumps({**response.json(), "note": "the API key is shown once; keep it secret"}))
+    registered = HospitalClient(args.url, timeout=60).register_hospital(body, token)
+    print(json.dumps({**registered, "note": "the API key is shown once; keep it secret"}))
     return 0
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal (stdout keeps the one JSON summary)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _report_refused(reference: str, code: str, problems: Iterable[tuple[str, str]]) -> None:
+    """One line per problem of a refused invoice: reference, code, field path, reason."""
+    for path, reason in problems:
+        print(f"refused {reference} ({code}): {path}: {reason}", file=sys.stderr)
 
 
 def _sign(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.progress import Progress
-
-    from api.adapters.hospital_files import read_batch_file, sign_item
+    from api.adapters.hospital_files import batch_json_bytes, read_batch_path, sign_batch
     from verifier.canonical import Domain
 
-    items = read_batch_file(Path(args.batch).read_text(), args.batch)
+    items = read_batch_path(Path(args.batch))
     key = _load_key(args)
-    domain = Domain(args.chain_id, args.contract)
-    signed = []
-    with Progress() as progress:
-        task = progress.add_task("signing", total=len(items))
-        for item in items:
-            signed.append(sign_item(item, key, domain))
-            progress.advance(task)
-    Path(args.out).write_text(json.dumps({"items": signed}, ensure_ascii=False))
-    print(json.dumps({"signed": len(signed), "out": args.out}))
-    return 0
+    with _progress("signing", len(items)) as advance:
+        batch = sign_batch(items, key, Domain(args.chain_id, args.contract), advance)
+    out = Path(args.out)
+    try:
+        # Written even when every invoice was refused, so that the file is this run's.
+        out.write_bytes(batch_json_bytes(batch.signed))
+    except OSError as exc:
+        raise CommandFailed(f"cannot write {out} ({exc.strerror}); nothing was saved") from None
+    for r in batch.refused:
+        _report_refused(r.reference, r.code, ((p.path, p.reason) for p in r.problems))
+    if batch.refused:
+        print(
+            f"{len(batch.refused)} of {len(items)} invoices were refused and not signed "
+            f"(listed above); the {len(batch.signed)} signed are in {out}",
+            file=sys.stderr,
+        )
+    print(json.dumps({"signed": len(batch.signed), "refused": len(batch.refused), "out": str(out)}))
+    return EXIT_REFUSED if batch.refused else 0
 
 
 def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,26 +276,43 @@ def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _upload(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.progress import Progress
+    from api.adapters.hospital_files import HospitalClient, read_batch_path
 
-    from api.adapters.hospital_files import HospitalClient, read_batch_file
-
-    items = read_batch_file(Path(args.batch).read_text(), args.batch)
-    client = HospitalClient(args.url, args.api_key or os.environ["ZEROCLAIM_API_KEY"])
-    with Progress() as progress:
-        task = progress.add_task("uploading", total=len(items))
-        results = client.upload(
-            items, chunk=args.chunk, progress=lambda n: progress.advance(task, n)
+    api_key = args.api_key or os.environ.get("ZEROCLAIM_API_KEY")
+    if not api_key:
+        raise CommandFailed(
+            "no API key: pass --api-key or set ZEROCLAIM_API_KEY (the authority gives a "
+            "hospital its key when it registers it)"
         )
+    items = read_batch_path(Path(args.batch))
+    client = HospitalClient(args.url, api_key, timeout=args.timeout)
+    with _progress("uploading", len(items)) as advance:
+        results = client.upload(items, chunk=args.chunk, progress=advance)
+    count = {s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate")}
     refused = [r for r in results if r["status"] == "refused"]
     for r in refused:
-        for p in r["problems"]:
-            print(
-                f"refused {r['reference']} ({r['code']}): {p['path']}: {p['reason']}",
-                file=sys.stderr,
-            )
-    print(json.dumps({"uploaded": len(results), "refused": len(refused)}))
-    return 1 if refused else 0
+        _report_refused(
+            r["reference"], r["code"], ((p["path"], p["reason"]) for p in r["problems"])
+        )
+    if count["duplicate"]:
+        print(
+            f"{count['duplicate']} of {len(results)} invoices were already there (uploaded "
+            "before with the same content); the service kept their first receipt",
+            file=sys.stderr,
+        )
+    if refused:
+        print(
+            f"{len(refused)} of {len(results)} invoices were refused (listed above)",
+            file=sys.stderr,
+        )
+    summary = {
+        "uploaded": len(results),
+        "accepted": count["accepted"],
+        "already_there": count["duplicate"],
+        "refused": len(refused),
+    }
+    print(json.dumps(summary))
+    return EXIT_REFUSED if refused else 0
 
 
 def _print_verdict(body: dict[str, Any]) -> None:
@@ -309,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("batch")
     sign.add_argument("--keystore", required=True)
     sign.add_argument("--out", required=True)
-    sign.add_argument("--chain-id", type=int, required=True)
-    sign.add_argument("--contract", required=True, help="the ledger contract (GET /api/v1/ledger)")
+    sign.add_argument("--chain-id", type=_chain_id, required=True)
+    sign.add_argument(
+        "--contract", type=_address, required=True, help="the ledger contract (GET /api/v1/ledger)"
+    )
     sign.set_defaults(handler=_sign)
     sign_void = hsub.add_parser("sign-void", help="sign a red-letter reversal (红冲) locally")
     sign_void.add_argument(
@@ -328,7 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     upload.add_argument("batch")
     upload.add_argument("--url", default="http://127.0.0.1:8000")
     upload.add_argument("--api-key", help="default: $ZEROCLAIM_API_KEY")
-    upload.add_argument("--chunk", type=int, default=500)
+    upload.add_argument(
+        "--chunk", type=_chunk, default=500, help="invoices per request, 1 to 5000 (default 500)"
+    )
+    upload.add_argument(
+        "--timeout", type=_seconds, default=120, help="seconds to wait for each answer (120)"
+    )
     upload.set_defaults(handler=_upload)
 
     verify = sub.add_parser("verify", help="verify an invoice QR (text or photo)")
@@ -354,7 +464,55 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return int(args.handler(args, Settings()))
+    # httpx logs every request at INFO: noise beside the one-sentence reports on stderr.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args, _settings()))
+    except (CommandFailed, HospitalSideError) as exc:
+        print(f"zeroclaim: {exc}", file=sys.stderr)
+        return _exit_status(exc)
+    except KeyboardInterrupt:
+        print("zeroclaim: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise CommandFailed(
+            f"the ZEROCLAIM_* settings are refused: {where}: {first['msg']}"
+        ) from None
+
+
+def _number_in(
+    kind: Callable[[str], Any], low: float, high: float, what: str
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+_chain_id = _number_in(int, 1, 2**256 - 1, "a chain id (a positive integer)")
+_chunk = _number_in(int, 1, 5000, "a chunk size from 1 to 5000")
+_seconds = _number_in(float, 0.001, 86_400, "a number of seconds up to 86400")
+
+
+def _address(text: str) -> str:
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (0x + 40 hex digits)")
+    return text
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,15 +22,16 @@ from tests.api.conftest import HOSPITAL, invoice_json, patient
 from tests.conftest import ROOT
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def running_service(data_dir: Path) -> Iterator[str]:
+    """The service as its own process (``zeroclaim run``) on a free port; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "ZEROCLAIM_DATA_DIR": str(tmp_path / "srv"),
+        "ZEROCLAIM_DATA_DIR": str(data_dir),
         "ZEROCLAIM_PORT": str(port),
         "ZEROCLAIM_ANCHOR_INTERVAL_MS": "100",
         "ZEROCLAIM_PAYERS": '["basic"]',
@@ -54,9 +56,17 @@ def server(tmp_path: Path) -> Iterator[str]:
             proc.kill()
             pytest.fail(f"service did not start: {proc.stdout.read() if proc.stdout else ''}")
         time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with running_service(tmp_path / "srv") as url:
+        yield url
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object], str]:
@@ -114,11 +124,11 @@ def test_hospital_signs_and_uploads_json_and_csv(
         "--contract",
         ledger["contract"],
     )
-    assert code == 0 and summary["signed"] == 3
+    assert code == 0 and summary == {"signed": 3, "refused": 0, "out": str(signed)}
     code, summary, _ = run_cli(
         capsys, "hospital", "upload", str(signed), "--url", server, "--api-key", api_key
     )
-    assert (code, summary) == (0, {"uploaded": 3, "refused": 0})
+    assert (code, summary) == (0, {"uploaded": 3, "accepted": 3, "already_there": 0, "refused": 0})
 
     # A CSV batch with one bad invoice: the good ones land, the bad one is reported by field.
     more = []
@@ -150,7 +160,7 @@ def test_hospital_signs_and_uploads_json_and_csv(
     code, summary, err = run_cli(
         capsys, "hospital", "upload", str(broken), "--url", server, "--api-key", api_key
     )
-    assert (code, summary) == (1, {"uploaded": 2, "refused": 1})
+    assert (code, summary) == (1, {"uploaded": 2, "accepted": 1, "already_there": 0, "refused": 1})
     assert "refused 33082025-0000000005 (invalid_invoice): lines[0].amount:" in err
 
     deadline = time.monotonic() + 30
@@ -182,5 +192,7 @@ def test_register_needs_the_admin_token(server: str, capsys: pytest.CaptureFixtu
             "wrong",
         ]
     )
-    assert code == 1
-    assert "staff_token_invalid" in capsys.readouterr().err
+    assert code == 2  # a refused credential: nothing done, fix the input
+    err = capsys.readouterr().err
+    assert err.startswith(f"zeroclaim: the service at {server} refused the admin token (HTTP 401 ")
+    assert "staff_token_invalid" in err and len(err.splitlines()) == 1
