@@ -3,17 +3,21 @@ field, and refused whole, with nothing stored, when a printed sum does not add u
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import cbor2
+import pytest
 from sqlalchemy import func, select
 
 from api.adapters.hospital_files import sign_item
 from api.db import models
 from api.read.invoices import load_invoice
-from tests.api.conftest import World
+from tests.api.conftest import HOSPITAL, World
 from tests.format2 import bill, patient
 from verifier.canonical import SignedFields, detail_root, sign_digest, signing_digest
 from verifier.invoice import invoice_to_json, parse_invoice
+from verifier.line_proof import LineProof, LineProofInvalid, verify_line_proof
 
 
 def signed(world: World, data: dict[str, Any], n: int = 1) -> dict[str, Any]:
@@ -76,3 +80,30 @@ def test_a_bill_whose_split_does_not_add_up_is_refused_and_nothing_is_stored(
     with world.services.sessions() as db:
         lines = db.scalar(select(func.count()).select_from(models.InvoiceLine))
     assert lines == 3  # the good bill's lines only: nothing of the refused one
+
+
+def test_a_format_2_bill_anchors_its_qr_verifies_and_a_line_proves_every_field(
+    world: World,
+) -> None:
+    world.upload([signed(world, bill(5), 5)])
+    world.services.anchoring.run_once(force=True)
+    key = f"{HOSPITAL}:33060125-0000000005"
+    payload = world.read(f"/api/v1/invoices/{key}/qr").json()["payload"]
+    verdict = world.client.post("/api/v1/verify", json={"qr_text": payload}).json()
+    assert verdict["valid"], verdict
+    body = world.read(f"/api/v1/invoices/{key}/lines/2/proof").json()
+    proof = LineProof.from_json(body)
+    checkpoint = world.services.ledger.checkpoint(proof.checkpoint_size)
+    assert checkpoint is not None
+    line = verify_line_proof(proof, checkpoint.root)
+    assert (line.code, line.amount, line.unit_price) == ("XJ01CAA040A001010100001", 1000, 42)
+    assert line.fields["unit_price_e4"] == 4167 and line.fields["specification"] == "0.25g*24粒"
+    assert line.signer == world.hospital.key.address
+    # One changed field of the line breaks its proof.
+    tag, fields = cbor2.loads(proof.line_entry)
+    fields["self_amount"] = 1
+    with pytest.raises(LineProofInvalid) as info:
+        verify_line_proof(
+            replace(proof, line_entry=cbor2.dumps([tag, fields], canonical=True)), checkpoint.root
+        )
+    assert info.value.link == "detail"
