@@ -2,9 +2,9 @@
 
 Nothing here does I/O except the explicit loaders of the package's own data files
 (``bundled_policies``, ``load_policy``, ``load_rules``), and nothing imports chain, verifier or
-api: the api maps its records onto ``ClaimInvoice``, ``ClaimLine``, ``Citizen`` and
-``CatalogueEntry``. Money is integer fen, ratios integer basis points. docs/claims.md describes
-the policy format, the arithmetic and the audit rules.
+api: the api maps its records onto ``ClaimInvoice`` (with its ``Scheme`` and ``TillSplit``),
+``ClaimLine``, ``Citizen`` and ``CatalogueEntry``. Money is integer fen, ratios integer basis
+points. docs/claims.md describes the policy format, the arithmetic and the audit rules.
 """
 
 from claims.accumulator import Accumulator, PoolUsage
@@ -29,16 +29,22 @@ from claims.model import (
     ClaimLine,
     HospitalLevel,
     ItemClass,
+    Scheme,
     Sex,
+    Share,
+    TillChannel,
+    TillSplit,
     VisitType,
 )
 from claims.policy import (
+    Basis,
     Benefit,
     ByLevel,
     ClassRule,
     Coverage,
     Policy,
     PolicyKind,
+    PolicyRules,
     bundled_policies,
     in_chain_order,
     load_policies,
@@ -46,7 +52,15 @@ from claims.policy import (
     policy_from_toml,
 )
 from claims.reasons import Note
-from claims.result import Adjudication, CategoryResult, LineResult, Status, line_results
+from claims.result import (
+    Adjudication,
+    CategoryResult,
+    LineResult,
+    ShareResult,
+    Status,
+    line_results,
+    share_results,
+)
 from claims.rules import AuditRules, Rule, Severity, load_rules, rules_from_toml
 
 __all__ = [
@@ -55,6 +69,7 @@ __all__ = [
     "AccumulatorMismatch",
     "Adjudication",
     "AuditRules",
+    "Basis",
     "Benefit",
     "ByLevel",
     "Catalogue",
@@ -77,13 +92,19 @@ __all__ = [
     "Policy",
     "PolicyInvalid",
     "PolicyKind",
+    "PolicyRules",
     "PoolUsage",
     "Problem",
     "Rule",
     "RulesInvalid",
+    "Scheme",
     "Severity",
     "Sex",
+    "Share",
+    "ShareResult",
     "Status",
+    "TillChannel",
+    "TillSplit",
     "VisitType",
     "adjudicate",
     "audit",
@@ -97,4 +118,5 @@ __all__ = [
     "needs_review",
     "policy_from_toml",
     "rules_from_toml",
+    "share_results",
 ]

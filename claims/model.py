@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 
 from claims.errors import ClaimInputInvalid
@@ -53,6 +53,30 @@ class Sex(enum.StrEnum):
     M = "M"
 
 
+class Scheme(enum.StrEnum):
+    """The citizen's basic medical insurance scheme, as the invoice names it."""
+
+    EMPLOYEE = "employee"  # 职工基本医疗保险
+    RESIDENT = "resident"  # 城乡居民基本医疗保险
+    NONE = "none"  # not insured: the citizen paid as a self-pay patient (自费)
+
+
+class Share(enum.StrEnum):
+    """One of the patient's shares of an invoice as the till splits them, in the order money
+    that paid them is attributed (docs/claims.md, "The till's split")."""
+
+    COPAY = "copay"  # 个人自付: co-payment within the catalogue (乙类先自付, above the ratio)
+    DEDUCTIBLE = "deductible"  # 个人自负: below the deductible (起付线)
+    SELF_PAY = "self_pay"  # 个人自费: outside the catalogue (丙类 and self-pay lines)
+
+
+class TillChannel(enum.StrEnum):
+    """A channel other than the patient's that paid at the till."""
+
+    FUND = "fund"  # 统筹基金支付: the basic insurance pooled fund
+    OTHER = "other"  # 其他支付: 大病 insurance, medical assistance (救助), civil servants' subsidy
+
+
 def _aware(name: str, moment: datetime | None) -> None:
     if moment is not None and moment.utcoffset() is None:
         raise ClaimInputInvalid(name, f"must be timezone-aware, got naive {moment.isoformat()}")
@@ -93,12 +117,70 @@ class ClaimLine:
 
 
 @dataclass(frozen=True, slots=True)
+class TillSplit:
+    """How the invoice was paid at the hospital's till, and the patient's shares of it.
+
+    ``fund + account + other + cash`` is the invoice total (checked by ``ClaimInvoice``) and
+    ``copay + deductible + self_pay == account + cash``: the shares are what was left to the
+    patient after the pooled fund and the other funds, paid from the personal account
+    (个人账户支付) or in cash (个人现金支付).
+    """
+
+    fund_fen: int  # 统筹基金支付
+    account_fen: int  # 个人账户支付
+    other_fen: int  # 其他支付
+    cash_fen: int  # 个人现金支付
+    copay_fen: int  # 个人自付
+    deductible_fen: int  # 个人自负
+    self_pay_fen: int  # 个人自费
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            _fen(item.name, getattr(self, item.name))
+        if self.shares_fen != self.account_fen + self.cash_fen:
+            raise ClaimInputInvalid(
+                "till",
+                f"copay + deductible + self_pay = {self.shares_fen} fen must equal "
+                f"account + cash = {self.account_fen + self.cash_fen} fen",
+            )
+
+    @property
+    def total_fen(self) -> int:
+        """What the four channels paid together: the invoice total."""
+        return self.fund_fen + self.account_fen + self.other_fen + self.cash_fen
+
+    @property
+    def paid_at_till_fen(self) -> int:
+        """What the fund, the personal account and the other funds paid: never paid again."""
+        return self.fund_fen + self.account_fen + self.other_fen
+
+    @property
+    def shares_fen(self) -> int:
+        """The patient's three shares together."""
+        return self.copay_fen + self.deductible_fen + self.self_pay_fen
+
+    def share(self, share: Share) -> int:
+        """One of the patient's shares, in fen."""
+        return {
+            Share.COPAY: self.copay_fen,
+            Share.DEDUCTIBLE: self.deductible_fen,
+            Share.SELF_PAY: self.self_pay_fen,
+        }[share]
+
+    def channel(self, channel: TillChannel) -> int:
+        """What one channel paid at the till, in fen."""
+        return self.fund_fen if channel is TillChannel.FUND else self.other_fen
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimInvoice:
     """A medical e-invoice as presented in a claim (or as history for the audit rules).
 
     ``reference`` is any stable identity (bill code-number, or the invoice id in hex).
     ``claimed_at`` is when the citizen claimed: adjudication needs it for the deadline; history
-    invoices may leave it None.
+    invoices may leave it None. ``till`` is the till's split (a v2 record carries it); without
+    it adjudication reads only the lines, by each policy's top-level rules, as before the
+    split existed. ``scheme`` chooses a policy's section for the scheme when there is a till.
     """
 
     reference: str
@@ -112,9 +194,15 @@ class ClaimInvoice:
     admitted_on: date | None = None
     discharged_on: date | None = None
     claimed_at: datetime | None = None
+    scheme: Scheme = Scheme.NONE
+    till: TillSplit | None = None
 
     def __post_init__(self) -> None:
         _fen("total_fen", self.total_fen)
+        if not isinstance(self.scheme, Scheme):
+            object.__setattr__(self, "scheme", Scheme(self.scheme))
+        if self.till is not None:
+            self._check_till(self.till)
         _aware("issued_at", self.issued_at)
         _aware("claimed_at", self.claimed_at)
         if not isinstance(self.hospital_level, HospitalLevel):
@@ -131,6 +219,23 @@ class ClaimInvoice:
             raise ClaimInputInvalid("admitted_on", "an inpatient invoice needs both stay dates")
         if self.admitted_on and self.discharged_on and self.discharged_on < self.admitted_on:
             raise ClaimInputInvalid("discharged_on", "is before admitted_on")
+
+    def _check_till(self, till: TillSplit) -> None:
+        if not isinstance(till, TillSplit):
+            raise ClaimInputInvalid("till", f"must be a TillSplit or None, got {till!r}")
+        if till.total_fen != self.total_fen:
+            raise ClaimInputInvalid(
+                "till",
+                f"fund + account + other + cash = {till.total_fen} fen must equal the invoice "
+                f"total {self.total_fen} fen",
+            )
+        if self.scheme is Scheme.NONE and till.fund_fen + till.account_fen:
+            raise ClaimInputInvalid(
+                "till",
+                "an invoice of someone without basic insurance (scheme 'none') has no pooled "
+                f"fund or personal account payment, got fund {till.fund_fen} fen and account "
+                f"{till.account_fen} fen",
+            )
 
     @property
     def issue_date(self) -> date:

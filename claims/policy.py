@@ -3,121 +3,62 @@
 A policy says which catalogue classes a payer counts (and the self-pay share of class B,
 乙类先自付), the yearly deductible (起付线, or threshold 起付标准 for critical illness) and the
 ratio, both possibly by hospital level, the yearly cap (年度最高支付限额), the claim deadline and
-who is eligible. docs/claims.md describes the format; ``load_policy`` refuses a file with a
-``PolicyInvalid`` that names the file, every failing key path and the reason.
+who is eligible. Its ``[schemes.<scheme>]`` sections say what it pays on an invoice that carries
+the till's split, per insurance scheme: which of the patient's shares (自付, 自负, 自费) it
+covers and how, and which till channel is its own money. docs/claims.md describes the format;
+``load_policy`` refuses a file with a ``PolicyInvalid`` that names the file, every failing key
+path and the reason.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from claims.datafile import ROOT, Fields, join, parse_toml, read_toml
 from claims.errors import PolicyInvalid, Problem
-from claims.model import HospitalLevel, ItemClass, VisitType
+from claims.model import HospitalLevel, ItemClass, Scheme, Share, TillChannel, VisitType
+from claims.policy_model import (
+    ALL_VISITS,
+    CHAIN_ORDER,
+    Basis,
+    Benefit,
+    ByLevel,
+    ClassRule,
+    Coverage,
+    Policy,
+    PolicyKind,
+    PolicyRules,
+    in_chain_order,
+)
+
+__all__ = [
+    "ALL_VISITS",
+    "CHAIN_ORDER",
+    "POLICY_DIR",
+    "Basis",
+    "Benefit",
+    "ByLevel",
+    "ClassRule",
+    "Coverage",
+    "Policy",
+    "PolicyKind",
+    "PolicyRules",
+    "bundled_policies",
+    "in_chain_order",
+    "load_policies",
+    "load_policy",
+    "parse_policy",
+    "policy_from_toml",
+]
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 PAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-ALL_VISITS = "all"
 MAX_DEADLINE_DAYS = 3650
-
-
-class PolicyKind(enum.StrEnum):
-    """What kind of payer a policy describes; also the default order of the payer chain."""
-
-    BASIC = "basic"  # 基本医保统筹
-    CRITICAL_ILLNESS = "critical_illness"  # 大病保险
-    ASSISTANCE = "assistance"  # 医疗救助
-    COMMERCIAL = "commercial"  # 商业补充保险 (惠民保)
-
-
-CHAIN_ORDER = (
-    PolicyKind.BASIC,
-    PolicyKind.CRITICAL_ILLNESS,
-    PolicyKind.ASSISTANCE,
-    PolicyKind.COMMERCIAL,
-)
-
-
-class Coverage(enum.StrEnum):
-    """How a payer counts a catalogue class."""
-
-    IN_POLICY = "in_policy"  # 政策范围内: counted, after the class's self-pay share
-    OUT_OF_POLICY = "out_of_policy"  # 目录外 paid by the benefit's out-of-policy ratio
-    EXCLUDED = "excluded"  # not paid by this payer
-
-
-@dataclass(frozen=True, slots=True)
-class ClassRule:
-    """How one catalogue class counts; ``self_pay_share_bp`` is the part of an in-policy line
-    the citizen pays first (乙类先自付), excluded from this payer's base."""
-
-    coverage: Coverage
-    self_pay_share_bp: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ByLevel:
-    """A figure that may differ by hospital level (index: ``HospitalLevel`` value)."""
-
-    values: tuple[int, int, int, int]
-
-    @classmethod
-    def single(cls, value: int) -> ByLevel:
-        return cls((value, value, value, value))
-
-    def at(self, level: HospitalLevel) -> int:
-        return self.values[int(level)]
-
-    @property
-    def is_single(self) -> bool:
-        return len(set(self.values)) == 1
-
-
-@dataclass(frozen=True, slots=True)
-class Benefit:
-    """The money parameters for one pool of visits (all, outpatient or inpatient).
-
-    The deductible and the cap are yearly and tracked per pool by the ``Accumulator``.
-    """
-
-    pool: str
-    deductible_fen: ByLevel
-    ratio_bp: ByLevel
-    cap_fen: int
-    out_of_policy_ratio_bp: int = 0
-
-
-@dataclass(frozen=True)
-class Policy:
-    """One payer's policy; build it with ``load_policy`` or ``policy_from_toml``."""
-
-    payer: str
-    kind: PolicyKind
-    name_zh: str
-    name_en: str
-    deadline_days: int
-    classes: Mapping[ItemClass, ClassRule]
-    benefits: Mapping[str, Benefit]
-    annual_cap_fen: int | None = None
-    eligible_flags: frozenset[str] = frozenset()
-    source: str = "<memory>"
-
-    def benefit_for(self, visit_type: VisitType) -> Benefit:
-        """The benefit that applies to a visit: the ``all`` one, or the visit type's own."""
-        return self.benefits.get(ALL_VISITS) or self.benefits[visit_type.value]
-
-    def class_rule(self, item_class: ItemClass) -> ClassRule:
-        return self.classes[item_class]
-
-    def is_eligible(self, flags: frozenset[str]) -> bool:
-        """Everyone, or only citizens carrying one of ``eligible_flags``."""
-        return not self.eligible_flags or bool(self.eligible_flags & flags)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -132,8 +73,19 @@ _TOP_KEYS = (
     "eligible_flags",
     "classes",
     "benefits",
+    "schemes",
+)
+_SCHEME_KEYS = (
+    "name_zh",
+    "name_en",
+    "annual_cap_fen",
+    "classes",
+    "benefits",
+    "shares",
+    "till_channel",
 )
 _CLASS_KEYS = ("coverage", "self_pay_share_bp")
+_SHARE_KEYS = ("coverage",)
 _BENEFIT_KEYS = ("deductible_fen", "ratio_bp", "cap_fen", "out_of_policy_ratio_bp")
 _LEVEL_KEYS = tuple(level.key for level in HospitalLevel)
 _POOLS = (ALL_VISITS, VisitType.OUTPATIENT.value, VisitType.INPATIENT.value)
@@ -171,12 +123,6 @@ def bundled_policies() -> dict[str, Policy]:
     return load_policies(POLICY_DIR)
 
 
-def in_chain_order(policies: Iterable[Policy]) -> list[Policy]:
-    """Policies in the default payer order: basic, critical illness, assistance, commercial
-    (stable within a kind)."""
-    return sorted(policies, key=lambda p: CHAIN_ORDER.index(p.kind))
-
-
 def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
     """Validates a parsed policy file; raises ``PolicyInvalid`` listing every problem."""
     f = Fields()
@@ -192,13 +138,18 @@ def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
     if "annual_cap_fen" in data:
         annual_cap = f.integer(data, "annual_cap_fen", ROOT)
     flags = f.strings(data, "eligible_flags", ROOT)
-    classes = _classes(f, f.table(data, "classes", ROOT))
-    benefits = _benefits(f, f.table(data, "benefits", ROOT))
-    uses_out_of_policy = any(r.coverage is Coverage.OUT_OF_POLICY for r in classes.values())
-    for benefit in benefits.values():
-        where = f"benefits.{benefit.pool}.out_of_policy_ratio_bp"
-        if benefit.out_of_policy_ratio_bp and not uses_out_of_policy:
-            f.bad(where, "has no effect: no class has coverage 'out_of_policy'")
+    classes = _classes(f, f.table(data, "classes", ROOT), "classes")
+    benefits = _benefits(f, f.table(data, "benefits", ROOT), "benefits")
+    _check_out_of_policy(f, benefits, classes.values(), "benefits")
+    top = PolicyRules(
+        None,
+        name_zh,
+        name_en,
+        MappingProxyType(classes),
+        MappingProxyType(benefits),
+        annual_cap,
+    )
+    schemes = _schemes(f, f.table(data, "schemes", ROOT, required=False), top)
     if f.problems:
         raise PolicyInvalid(source, f.problems)
     return Policy(
@@ -207,28 +158,95 @@ def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
         name_zh=name_zh,
         name_en=name_en,
         deadline_days=deadline_days,
-        classes=MappingProxyType(classes),
-        benefits=MappingProxyType(benefits),
+        classes=top.classes,
+        benefits=top.benefits,
         annual_cap_fen=annual_cap,
         eligible_flags=frozenset(flags),
         source=source,
+        schemes=MappingProxyType(schemes),
     )
 
 
-def _classes(f: Fields, table: Mapping[str, Any] | None) -> dict[ItemClass, ClassRule]:
+def _schemes(
+    f: Fields, table: Mapping[str, Any] | None, top: PolicyRules
+) -> dict[Scheme, PolicyRules]:
+    """The ``[schemes.<scheme>]`` sections; each key a section leaves out is the top level's."""
+    if table is None:
+        return {}
+    f.only(table, [scheme.value for scheme in Scheme], "schemes")
+    sections: dict[Scheme, PolicyRules] = {}
+    for scheme in Scheme:
+        path = f"schemes.{scheme.value}"
+        entry = f.table(table, scheme.value, "schemes", required=False)
+        if entry is None:
+            continue
+        f.only(entry, _SCHEME_KEYS, path)
+        classes = top.classes
+        if "classes" in entry:
+            classes = MappingProxyType(
+                _classes(f, f.table(entry, "classes", path), join(path, "classes"))
+            )
+        shares = _shares(f, f.table(entry, "shares", path, required=False), join(path, "shares"))
+        benefits = {
+            pool: replace(benefit, pool=f"{scheme.value}.{benefit.pool}")
+            for pool, benefit in top.benefits.items()
+        }
+        if "benefits" in entry:
+            where = join(path, "benefits")
+            own = _benefits(f, f.table(entry, "benefits", path), where, f"{scheme.value}.")
+            coverages = shares.values() if shares else [rule.coverage for rule in classes.values()]
+            _check_out_of_policy(f, own, coverages, where)
+            benefits = own
+        channel = f.text(
+            entry, "till_channel", path, choices=[c.value for c in TillChannel], default=""
+        )
+        sections[scheme] = PolicyRules(
+            scheme,
+            f.text(entry, "name_zh", path, default=top.name_zh),
+            f.text(entry, "name_en", path, default=top.name_en),
+            classes,
+            MappingProxyType(benefits),
+            f.integer(entry, "annual_cap_fen", path)
+            if "annual_cap_fen" in entry
+            else top.annual_cap_fen,
+            MappingProxyType(shares),
+            TillChannel(channel) if channel else None,
+        )
+    return sections
+
+
+def _check_out_of_policy(
+    f: Fields,
+    benefits: Mapping[str, Benefit],
+    counted: Iterable[ClassRule | Coverage],
+    where: str,
+) -> None:
+    """An out-of-policy ratio needs something counted out of policy, or it is a mistake."""
+    coverages = [c.coverage if isinstance(c, ClassRule) else c for c in counted]
+    if Coverage.OUT_OF_POLICY in coverages:
+        return
+    for pool, benefit in benefits.items():
+        if benefit.out_of_policy_ratio_bp:
+            f.bad(
+                f"{where}.{pool}.out_of_policy_ratio_bp",
+                "has no effect: nothing is counted with coverage 'out_of_policy'",
+            )
+
+
+def _classes(f: Fields, table: Mapping[str, Any] | None, where: str) -> dict[ItemClass, ClassRule]:
     if table is None:
         return {}
     known = [c.value for c in ItemClass]
     for key in table:
         if key not in known:
             f.bad(
-                f"classes.{key}",
+                join(where, key),
                 f"unknown catalogue class {key!r}; expected one of {', '.join(known)}",
             )
     rules: dict[ItemClass, ClassRule] = {}
     for item_class in ItemClass:
-        path = f"classes.{item_class.value}"
-        entry = f.table(table, item_class.value, "classes")
+        path = join(where, item_class.value)
+        entry = f.table(table, item_class.value, where)
         if entry is None:
             continue
         f.only(entry, _CLASS_KEYS, path)
@@ -242,24 +260,50 @@ def _classes(f: Fields, table: Mapping[str, Any] | None) -> dict[ItemClass, Clas
     return rules
 
 
-def _benefits(f: Fields, table: Mapping[str, Any] | None) -> dict[str, Benefit]:
+def _shares(f: Fields, table: Mapping[str, Any] | None, where: str) -> dict[Share, Coverage]:
+    """How a section counts each of the patient's shares; all three are required."""
     if table is None:
         return {}
-    f.only(table, _POOLS, "benefits")
+    known = [s.value for s in Share]
+    for key in table:
+        if key not in known:
+            f.bad(
+                join(where, key),
+                f"unknown patient's share {key!r}; expected one of {', '.join(known)}",
+            )
+    shares: dict[Share, Coverage] = {}
+    for share in Share:
+        path = join(where, share.value)
+        entry = f.table(table, share.value, where)
+        if entry is None:
+            continue
+        f.only(entry, _SHARE_KEYS, path)
+        coverage = f.text(entry, "coverage", path, choices=[c.value for c in Coverage])
+        if coverage:
+            shares[share] = Coverage(coverage)
+    return shares
+
+
+def _benefits(
+    f: Fields, table: Mapping[str, Any] | None, where: str, prefix: str = ""
+) -> dict[str, Benefit]:
+    if table is None:
+        return {}
+    f.only(table, _POOLS, where)
     present = [pool for pool in _POOLS if pool in table]
     if ALL_VISITS in present and len(present) > 1:
-        f.bad("benefits", "give either 'all', or both 'outpatient' and 'inpatient', not both")
+        f.bad(where, "give either 'all', or both 'outpatient' and 'inpatient', not both")
     elif ALL_VISITS not in present and len(present) != 2:
-        f.bad("benefits", "needs 'all', or both 'outpatient' and 'inpatient'")
+        f.bad(where, "needs 'all', or both 'outpatient' and 'inpatient'")
     benefits: dict[str, Benefit] = {}
     for pool in present:
-        path = f"benefits.{pool}"
-        entry = f.table(table, pool, "benefits")
+        path = join(where, pool)
+        entry = f.table(table, pool, where)
         if entry is None:
             continue
         f.only(entry, _BENEFIT_KEYS, path)
         benefits[pool] = Benefit(
-            pool=pool,
+            pool=prefix + pool,
             deductible_fen=_by_level(f, entry, "deductible_fen", path, ratio=False),
             ratio_bp=_by_level(f, entry, "ratio_bp", path, ratio=True),
             cap_fen=f.integer(entry, "cap_fen", path),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from claims.model import HospitalLevel, ItemClass
+from claims.model import HospitalLevel, ItemClass, Scheme, Share, TillChannel
+from claims.policy_model import Coverage
 
 # Outcome codes: the one reason an adjudication ends as it does.
 PAID = "paid"
@@ -20,10 +21,14 @@ NOTHING_LEFT = "nothing_left"
 BELOW_DEDUCTIBLE = "below_deductible"
 ZERO_RATIO = "zero_ratio"
 CAP_REACHED = "cap_reached"
+SCHEME_NOT_SERVED = "scheme_not_served"
+SETTLED_AT_TILL = "settled_at_till"
 
 OUTCOMES = frozenset(
     {
         PAID,
+        SCHEME_NOT_SERVED,
+        SETTLED_AT_TILL,
         DEADLINE_PASSED,
         NOT_ELIGIBLE,
         NOTHING_IN_SCOPE,
@@ -68,7 +73,47 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "本年度{payer_zh}最高支付限额已用完，支付 0 元。",
         "This year's cap of {payer_en} is used up; it pays CNY 0.00.",
     ),
+    SCHEME_NOT_SERVED: (
+        "{payer_zh}不支付{patients_zh}的费用（本支付方支付：{served_zh}），不予支付。",
+        "Rejected: {payer_en} does not cover {patients_en} (it covers: {served_en}).",
+    ),
+    SETTLED_AT_TILL: (
+        "{channel_zh}已在医院结算时支付 {paid} 元，{payer_zh}不再重复支付，支付 0 元。",
+        "{channel_en} already paid CNY {paid} at the hospital's till; {payer_en} does not pay "
+        "this invoice again; it pays CNY 0.00.",
+    ),
     # steps
+    "scheme": (
+        "参保类型：{scheme_zh}，按{payer_zh}的规定计算。",
+        "Insurance scheme: {scheme_en}; the rules of {payer_en} for it apply.",
+    ),
+    "till": (
+        "医院结算：统筹基金支付 {fund} 元，个人账户支付 {account} 元，其他支付 {other} 元，"
+        "个人现金支付 {cash} 元，合计 {total} 元；其中个人自付 {copay} 元，"
+        "个人自负 {deductible} 元，个人自费 {self_pay} 元。结算时已支付的 {paid_at_till} 元"
+        "不再支付，各支付方报销合计不超过个人现金支付的 {cash} 元。",
+        "At the till: pooled fund CNY {fund}, personal account {account}, other funds {other}, "
+        "personal cash {cash}, total {total}; the patient's shares: co-payment {copay}, "
+        "below-deductible share {deductible}, self-pay {self_pay}. The {paid_at_till} paid at "
+        "the till is not paid again; claims together reimburse at most the {cash} paid in cash.",
+    ),
+    "share": (
+        "{share_zh} {amount} 元：个人账户已支付 {account} 元，此前报销 {earlier} 元，"
+        "个人现金尚未报销 {left} 元，{coverage_zh}。",
+        "{share_en} CNY {amount}: {account} paid from the personal account, {earlier} "
+        "reimbursed by earlier payers, {left} paid in cash and not reimbursed yet; "
+        "{coverage_en}.",
+    ),
+    "earlier_payers_till": (
+        "医院结算时已支付 {at_till} 元，此前各支付方已报销 {paid} 元，个人现金尚未报销 {left} 元；"
+        "本支付方计算基数：政策范围内 {base} 元，目录外 {out_base} 元。",
+        "CNY {at_till} was paid at the till and {paid} by earlier payers; {left} paid in cash "
+        "is not reimbursed yet; this payer's base: in policy {base}, out of policy {out_base}.",
+    ),
+    "remainder_cash": (
+        "报销额不超过个人现金支付中尚未报销的 {left} 元，本次减少 {cut} 元。",
+        "A claim never pays beyond the cash not reimbursed yet (CNY {left}); cut by {cut}.",
+    ),
     "deadline_ok": (
         "申报期限：开票日 {issue_date}，{days} 天内（最迟 {last_day}）可申报，申报日 {claim_date}，"
         "在期限内。",
@@ -151,6 +196,54 @@ CLASS_EN = {
     ItemClass.B: "B",
     ItemClass.C: "C",
     ItemClass.SELF_PAY: "self-pay",
+}
+SHARE_ZH = {
+    Share.COPAY: "个人自付",
+    Share.DEDUCTIBLE: "个人自负",
+    Share.SELF_PAY: "个人自费",
+}
+SHARE_EN = {
+    Share.COPAY: "Co-payment",
+    Share.DEDUCTIBLE: "Below-deductible share",
+    Share.SELF_PAY: "Self-pay",
+}
+COVERAGE_ZH = {
+    Coverage.IN_POLICY: "按支付比例计付",
+    Coverage.OUT_OF_POLICY: "按目录外比例计付",
+    Coverage.EXCLUDED: "不在本支付方支付范围内",
+}
+COVERAGE_EN = {
+    Coverage.IN_POLICY: "counted at the ratio",
+    Coverage.OUT_OF_POLICY: "counted at the out-of-policy ratio",
+    Coverage.EXCLUDED: "not covered by this payer",
+}
+SCHEME_ZH = {
+    Scheme.EMPLOYEE: "职工基本医疗保险",
+    Scheme.RESIDENT: "城乡居民基本医疗保险",
+    Scheme.NONE: "未参加基本医疗保险（自费就医）",
+}
+SCHEME_EN = {
+    Scheme.EMPLOYEE: "employees' basic medical insurance",
+    Scheme.RESIDENT: "residents' basic medical insurance",
+    Scheme.NONE: "none (not insured, paid as a self-pay patient)",
+}
+PATIENTS_ZH = {
+    Scheme.EMPLOYEE: "职工基本医疗保险参保人员",
+    Scheme.RESIDENT: "城乡居民基本医疗保险参保人员",
+    Scheme.NONE: "未参加基本医疗保险的人员",
+}
+PATIENTS_EN = {
+    Scheme.EMPLOYEE: "members of the employees' basic medical insurance",
+    Scheme.RESIDENT: "members of the residents' basic medical insurance",
+    Scheme.NONE: "patients without basic medical insurance",
+}
+CHANNEL_ZH = {
+    TillChannel.FUND: "统筹基金",
+    TillChannel.OTHER: "其他基金（大病保险、医疗救助等）",
+}
+CHANNEL_EN = {
+    TillChannel.FUND: "The pooled fund",
+    TillChannel.OTHER: "Other funds (critical-illness insurance, medical assistance, ...)",
 }
 LEVEL_ZH = {
     HospitalLevel.TOWNSHIP: "乡镇（社区）医疗机构",

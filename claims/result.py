@@ -1,4 +1,5 @@
-"""What adjudication returns: the decision, its figures and its explanation, per line and class.
+"""What adjudication returns: the decision, its figures and its explanation, per line and class,
+or per patient's share of the till's split.
 
 Per-line results and every sentence are built on demand (``Adjudication.lines``,
 ``LineResult.note``): an inpatient invoice can have thousands of lines, and most callers only
@@ -14,9 +15,9 @@ from datetime import date
 
 from claims import reasons
 from claims.accumulator import Accumulator
-from claims.model import ClaimLine, ItemClass
+from claims.model import ClaimLine, ItemClass, Scheme, Share, TillSplit
 from claims.money import percent, share_of, yuan
-from claims.policy import ClassRule, Coverage
+from claims.policy_model import Basis, ClassRule, Coverage
 from claims.reasons import Note, note
 
 
@@ -29,6 +30,67 @@ def split_line(rule: ClassRule, amount_fen: int) -> tuple[int, int, int, int]:
     if rule.coverage is Coverage.OUT_OF_POLICY:
         return 0, 0, amount_fen, 0
     return 0, 0, 0, amount_fen
+
+
+def fill(amounts: Sequence[int], money_fen: int) -> list[int]:
+    """How much of ``money_fen`` goes to each amount, in order, each filled before the next
+    (what is beyond their sum goes nowhere)."""
+    out = []
+    for amount in amounts:
+        taken = min(amount, money_fen)
+        out.append(taken)
+        money_fen -= taken
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ShareResult:
+    """How one of the patient's shares counted for a payer:
+    ``amount == account + earlier + left``.
+
+    ``account`` is what the personal account paid of it at the till, ``earlier`` what claims
+    of earlier payers reimbursed of its cash, ``left`` the cash not reimbursed yet: all this
+    payer may count, by ``coverage``.
+    """
+
+    share: Share
+    amount_fen: int
+    account_fen: int
+    earlier_fen: int
+    left_fen: int
+    coverage: Coverage
+
+    @property
+    def note(self) -> Note:
+        return note(
+            "share",
+            share_zh=reasons.SHARE_ZH[self.share],
+            share_en=reasons.SHARE_EN[self.share],
+            amount=yuan(self.amount_fen),
+            account=yuan(self.account_fen),
+            earlier=yuan(self.earlier_fen),
+            left=yuan(self.left_fen),
+            coverage_zh=reasons.COVERAGE_ZH[self.coverage],
+            coverage_en=reasons.COVERAGE_EN[self.coverage],
+        )
+
+
+def share_results(
+    till: TillSplit, already_paid_fen: int, coverage: Mapping[Share, Coverage]
+) -> tuple[ShareResult, ...]:
+    """The patient's shares with what paid them before this payer: the personal account at the
+    till, then ``already_paid_fen`` of earlier claims, each attributed to the shares in the
+    order copay, deductible, self-pay (``Share`` order)."""
+    amounts = [till.share(share) for share in Share]
+    account = fill(amounts, till.account_fen)
+    cash = [amount - paid for amount, paid in zip(amounts, account, strict=True)]
+    earlier = fill(cash, already_paid_fen)
+    return tuple(
+        ShareResult(share, amount, acc, early, left - early, coverage[share])
+        for share, amount, acc, left, early in zip(
+            Share, amounts, account, cash, earlier, strict=True
+        )
+    )
 
 
 class Status(enum.StrEnum):
@@ -150,10 +212,20 @@ class Adjudication:
     before_caps_fen: int  # what the ratios give, before caps and the remainder limit
     cap_cut_fen: int  # taken off by the caps and the remainder limit
     accumulator: Accumulator  # the payer's totals after this adjudication
+    # The till's split (docs/claims.md, "The till's split"); defaults: an invoice without one.
+    scheme: Scheme = Scheme.NONE
+    basis: Basis = Basis.LINES  # what the arithmetic started from
+    pool: str | None = None  # the accumulator pool the claim counts in (None: rejected early)
+    till: TillSplit | None = None
+    paid_at_till_fen: int = 0  # fund + account + other at the till: never paid again
+    shares: tuple[ShareResult, ...] = ()  # basis shares: how each of the patient's shares counted
 
     @property
     def lines(self) -> tuple[LineResult, ...]:
-        """How each line counted (computed on each access)."""
+        """How each line counted (computed on each access); none when the payer counted the
+        till's shares instead of the lines."""
+        if self.basis is Basis.SHARES:
+            return ()
         return line_results(self.invoice_lines, self.class_rules)
 
     @property

@@ -1,11 +1,13 @@
-"""docs/claims.md is true: its example policy loads, its worked example and its rules table
+"""docs/claims.md is true: its example policy loads, its worked examples and its rules table
 match what the code computes and what claims/rules.toml says."""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+import pytest
 
 from claims import (
     Citizen,
@@ -13,7 +15,9 @@ from claims import (
     ClaimLine,
     HospitalLevel,
     ItemClass,
+    Scheme,
     Sex,
+    TillSplit,
     VisitType,
     bundled_policies,
     chain_payers,
@@ -71,6 +75,45 @@ def test_worked_example() -> None:
     stated = [row.split() for row in block("chain").strip().splitlines()]
     assert [[r.payer, str(r.amount_fen), r.reason_code] for r in results] == stated
     assert invoice.total_fen - sum(r.amount_fen for r in results) == 96_146  # "citizen pays"
+
+
+@pytest.mark.parametrize("name", ["employee", "resident", "none", "manual"])
+def test_worked_example_with_the_till_split(name: str) -> None:
+    claim = json.loads(block(f"till-{name}"))
+    issued = datetime.fromisoformat(claim["issued_at"])
+    visit = VisitType(claim["visit_type"])
+    lines = tuple(
+        ClaimLine(f"F00110200001000{i}", "项目", ItemClass(k), fen, 1000, fen, "内科", issued)
+        for i, (k, fen) in enumerate(claim["lines"])
+    )
+    till = TillSplit(**claim["till"])
+    stay = (issued.date() - timedelta(days=10), issued.date())
+    invoice = ClaimInvoice(
+        reference="33060125-0000000042",
+        hospital="H33080200001",
+        hospital_level=HospitalLevel[claim["hospital_level"].upper()],
+        visit_type=visit,
+        issued_at=issued,
+        total_fen=till.total_fen,
+        lines=lines,
+        admitted_on=stay[0] if visit is VisitType.INPATIENT else None,
+        discharged_on=stay[1] if visit is VisitType.INPATIENT else None,
+        claimed_at=datetime.fromisoformat(claim["claimed_at"]),
+        scheme=Scheme(claim["scheme"]),
+        till=till,
+    )
+    assert invoice.lines_fen == invoice.total_fen  # the example's lines are the bill's
+    citizen = Citizen(Sex.F, date(1960, 1, 1), frozenset(claim["citizen_flags"]))
+    results = chain_payers(in_chain_order(bundled_policies().values()), invoice, citizen, {})
+    *stated, (who, left, what) = [row.split() for row in block(f"till-{name}-chain").splitlines()]
+    assert [[r.payer, str(r.amount_fen), r.reason_code] for r in results] == stated
+    assert (who, what) == ("citizen", "cash_left")
+    assert till.cash_fen - sum(r.amount_fen for r in results) == int(left)
+    # The prose states the same figures: every payer's bold amount and what the citizen keeps.
+    section = DOC.split(f"<!-- example:till-{name} -->", 1)[1].split("-chain -->", 1)[0]
+    bold = [int(x.replace(",", "")) for x in re.findall(r"\*\*([\d,]+)\*\*", section)]
+    assert bold == [r.amount_fen for r in results]
+    assert re.search(rf"left with [^.]*?\b{int(left):,} fen", section), section
 
 
 def test_rules_table_lists_every_rule_with_its_severity() -> None:
