@@ -330,7 +330,7 @@ class _Reader:
             return -1  # refused above; the invoice is not built
         if places == 2:
             return value
-        unit = 10 ** (places - 2)
+        unit: int = 10 ** (places - 2)
         return (value + unit // 2) // unit
 
     def day(self, obj: Mapping[str, Any], key: str, path: str) -> date | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from verifier import codes
 from verifier.errors import VerifierError
 
 # Whole-string patterns: use them with ``fullmatch``.
@@ -514,8 +515,6 @@ _PAYMENT_FIELDS = ("fund", "account", "other", "cash", "copay", "deductible", "s
 
 def _parse_format2(data: Mapping[str, Any], received_at: datetime | None) -> Invoice:
     """Format 2: the national medical e-bill (see docs/invoice-format.md, format 2)."""
-    from verifier import codes
-
     problems: list[Problem] = []
     r = _Reader(problems, received_at)
     bill_code = r.text(data, "bill_code", "", BILL_CODE, what="8 digits")
@@ -616,8 +615,6 @@ def _charges(r: _Reader, value: Any) -> tuple[ChargeCategory, ...]:
 
 
 def _lines2(r: _Reader, value: Any, charge_codes: set[str]) -> tuple[DetailLine, ...]:
-    from verifier import codes
-
     if not isinstance(value, list) or not value:
         r.bad("lines", "must be a non-empty list of detail lines")
         return ()
