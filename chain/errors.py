@@ -194,7 +194,8 @@ class EmptyBatch(ContractRevert):
 
 
 class InvoiceAlreadyPaid(ContractRevert):
-    """Raised when voiding an invoice on which something was paid."""
+    """Raised when voiding an invoice on which something was paid (or carried over) without
+    naming its replacement."""
 
     abi_name = "LedgerInvoiceAlreadyPaid"
     abi_fields = ("invoice_id", "paid")
@@ -228,6 +229,29 @@ class KeyRevokedBeforeAnchoring(ContractRevert):
 
     abi_name = "LedgerKeyRevokedBeforeAnchoring"
     abi_fields = ("invoice_id", "hospital", "signer")
+
+
+class InvalidBillReference(ContractRevert):
+    """Raised when a replacement bill is not named by a bill code of 8 ASCII digits and a bill
+    number of 10."""
+
+    abi_name = "LedgerInvalidBillReference"
+    abi_fields = ("bill_code", "bill_number")
+
+
+class ReplacementIsInvoice(ContractRevert):
+    """Raised when a reversal names the invoice it voids as its own replacement."""
+
+    abi_name = "LedgerReplacementIsInvoice"
+    abi_fields = ("invoice_id",)
+
+
+class ReplacementVoided(ContractRevert):
+    """Raised when a reversal names a replacement that was voided (what it carried would be
+    stranded on a bill that is never paid)."""
+
+    abi_name = "LedgerReplacementVoided"
+    abi_fields = ("invoice_id", "replacement_id")
 
 
 REVERT_CLASSES: dict[str, type[ContractRevert]] = {

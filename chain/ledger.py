@@ -33,6 +33,7 @@ from chain.model import (
     HospitalLevel,
     InvoiceLeaf,
     InvoiceLedgerState,
+    Replacement,
     Role,
     Settlement,
     from_timestamp,
@@ -69,6 +70,48 @@ def void_typed_data(
         "domain": domain,
         "message": {"invoiceId": invoice_id, "redInvoiceId": red_invoice_id},
     }
+
+
+def replace_typed_data(
+    domain: dict[str, Any], invoice_id: bytes, red_invoice_id: bytes, replacement_id: bytes
+) -> dict[str, Any]:
+    """EIP-712 ``ReplaceInvoice(invoiceId, redInvoiceId, replacementId)`` in a ledger's domain:
+    what the issuing hospital signs for a reversal that names the bill replacing the voided one
+    (a partial refund), so that what was paid is carried over to it. Another type than
+    :func:`void_typed_data`, so neither signature passes for the other."""
+    return {
+        "types": {
+            "EIP712Domain": EIP712_DOMAIN_TYPE,
+            "ReplaceInvoice": [
+                {"name": "invoiceId", "type": "bytes32"},
+                {"name": "redInvoiceId", "type": "bytes32"},
+                {"name": "replacementId", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "ReplaceInvoice",
+        "domain": domain,
+        "message": {
+            "invoiceId": invoice_id,
+            "redInvoiceId": red_invoice_id,
+            "replacementId": replacement_id,
+        },
+    }
+
+
+def bill_reference_abi(bill_code: str, bill_number: str) -> tuple[bytes, bytes]:
+    """A bill code and number as the contract takes them (``bytes8``, ``bytes10`` of ASCII).
+    Raises ``ValueError`` unless they are 8 and 10 ASCII digits."""
+    if not (
+        len(bill_code) == 8
+        and len(bill_number) == 10
+        and (bill_code + bill_number).isascii()
+        and (bill_code + bill_number).isdigit()
+    ):
+        raise ValueError(
+            f"a bill is named by a code of 8 digits and a number of 10, got {bill_code!r}-"
+            f"{bill_number!r}"
+        )
+    return bill_code.encode("ascii"), bill_number.encode("ascii")
 
 
 def role_id(role: Role) -> bytes:
@@ -346,7 +389,9 @@ class Ledger:
         red_invoice_id: bytes,
         signature: bytes,
     ) -> TxReceipt:
-        """Relays a hospital-signed red-letter reversal (see :meth:`void_typed_data`)."""
+        """Relays a hospital-signed red-letter reversal (see :meth:`void_typed_data`); raises
+        ``InvoiceAlreadyPaid`` once anything was paid (then the replacement must be named,
+        :meth:`replace_invoice`)."""
         return self.transact(
             relayer,
             "voidInvoice",
@@ -357,6 +402,59 @@ class Ledger:
             red_invoice_id,
             signature,
         )
+
+    def replace_invoice(
+        self,
+        relayer: LocalAccount,
+        checkpoint_size: int,
+        leaf: InvoiceLeaf,
+        leaf_index: int,
+        proof: Sequence[bytes],
+        red_invoice_id: bytes,
+        replacement: tuple[str, str],
+        signature: bytes,
+    ) -> TxReceipt:
+        """Relays a hospital-signed reversal that names its replacement, bill ``replacement``
+        (bill code, bill number) of the same hospital (see :meth:`replace_typed_data`): what
+        was paid on ``leaf`` is carried over to it. Raises ``ValueError`` for a malformed bill
+        reference, and the contract's ``ReplacementIsInvoice``, ``ReplacementVoided``,
+        ``InvoiceVoided``, ``InvalidVoidSignature``..."""
+        bill_code, bill_number = bill_reference_abi(*replacement)
+        return self.transact(
+            relayer,
+            "replaceInvoice",
+            checkpoint_size,
+            leaf.as_abi(),
+            leaf_index,
+            list(proof),
+            red_invoice_id,
+            bill_code,
+            bill_number,
+            signature,
+        )
+
+    def invoice_id_of(self, hospital: str, bill_code: str, bill_number: str) -> bytes:
+        """The invoice id the contract derives for a hospital's bill (``invoiceIdOf``: the
+        rule of ``verifier.canonical.invoice_id``); raises ``InvalidBillReference``."""
+        code, number = bill_code.encode("ascii"), bill_number.encode("ascii")
+        (found,) = self.read("invoiceIdOf", hospital_code_bytes(hospital), code, number)
+        return bytes(found)
+
+    def replacements(self, from_block: int = 0, to_block: int | None = None) -> list[Replacement]:
+        """The reversals that named a replacement, in chain order (``InvoiceReplaced``): what
+        reconciliation and an auditor's monitor add to a replacement's own payments to explain
+        its ``paid`` (:func:`chain.model.carried_into`)."""
+        return [
+            Replacement(
+                e.args["invoice_id"],
+                e.args["replacement_id"],
+                e.args["carried"],
+                e.args["replacement_paid"],
+                e.block_number,
+                e.tx_hash,
+            )
+            for e in self.events(from_block, to_block, name="InvoiceReplaced")
+        ]
 
     # -- EIP-712 ------------------------------------------------------------------------------
 
@@ -372,6 +470,13 @@ class Ledger:
     def void_typed_data(self, invoice_id: bytes, red_invoice_id: bytes) -> dict[str, Any]:
         """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id``."""
         return void_typed_data(self.domain(), invoice_id, red_invoice_id)
+
+    def replace_typed_data(
+        self, invoice_id: bytes, red_invoice_id: bytes, replacement_id: bytes
+    ) -> dict[str, Any]:
+        """The typed data a hospital signs to void ``invoice_id`` by ``red_invoice_id`` and
+        carry what was paid on it over to ``replacement_id``."""
+        return replace_typed_data(self.domain(), invoice_id, red_invoice_id, replacement_id)
 
     def record_digest(self, record_hash: bytes) -> bytes:
         """keccak256(0x1901 ‖ domainSeparator ‖ recordHash): the digest a hospital signs for
@@ -401,4 +506,16 @@ class Ledger:
     ) -> bytes:
         """Signs a reversal with a hospital key (done by the hospital, never by the service)."""
         message = encode_typed_data(full_message=self.void_typed_data(invoice_id, red_invoice_id))
+        return bytes(Account.sign_message(message, hospital_key.key).signature)
+
+    def sign_replace(
+        self,
+        hospital_key: LocalAccount,
+        invoice_id: bytes,
+        red_invoice_id: bytes,
+        replacement_id: bytes,
+    ) -> bytes:
+        """Signs a reversal naming its replacement (done by the hospital, never the service)."""
+        data = self.replace_typed_data(invoice_id, red_invoice_id, replacement_id)
+        message = encode_typed_data(full_message=data)
         return bytes(Account.sign_message(message, hospital_key.key).signature)

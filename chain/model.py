@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -241,8 +242,32 @@ class Settlement:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """A reversal that named its replacement (``InvoiceReplaced``): ``invoice_id`` was voided
+    and the ``carried`` fen paid on it were added to what ``replacement_id`` has paid, which
+    was ``replacement_paid`` fen after it."""
+
+    invoice_id: bytes
+    replacement_id: bytes
+    carried: int  # fen
+    replacement_paid: int  # fen
+    block_number: int
+    tx_hash: bytes
+
+
+def carried_into(replacements: Iterable[Replacement]) -> dict[bytes, int]:
+    """The fen carried into each replacement by the reversals that named it: the part of an
+    invoice's ``paid`` on chain that no ``InvoiceSettled`` of its own explains."""
+    carried: dict[bytes, int] = {}
+    for r in replacements:
+        carried[r.replacement_id] = carried.get(r.replacement_id, 0) + r.carried
+    return carried
+
+
+@dataclass(frozen=True)
 class InvoiceLedgerState:
-    """What the ledger knows of an invoice's reimbursement."""
+    """What the ledger knows of an invoice's reimbursement. ``paid`` counts what was carried
+    over from the invoices it replaces (:class:`Replacement`)."""
 
     invoice_id: bytes
     voided: bool

@@ -17,7 +17,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
  * - the checkpoints of the invoice log: (tree size, RFC 9162 root) pairs anchored by the
  *   sequencer, sizes only growing, every root readable by its size;
  * - per invoice, keyed by invoice id: voided or not, the payer holding a review lock, the
- *   cumulative amount paid by all payers (fen) and a tag of the record hash it was paid against;
+ *   cumulative amount paid by all payers (fen), counting what was carried over from the bills it
+ *   replaces, and a tag of the record hash it was paid against;
  * - events for every change, so that an indexer can rebuild all of the above.
  *
  * A settlement proves its invoice with an inclusion proof against an anchored checkpoint, so the
@@ -44,6 +45,12 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     /// @notice EIP-712 type of a red-letter reversal (红冲) signed by the issuing hospital.
     bytes32 public constant VOID_TYPEHASH =
         keccak256("VoidInvoice(bytes32 invoiceId,bytes32 redInvoiceId)");
+
+    /// @notice EIP-712 type of a red-letter reversal that names the bill replacing the voided one
+    /// (a partial refund: the whole bill reversed, a new one issued for the rest). A separate
+    /// type, so that no VoidInvoice signature can be replayed with a replacement added.
+    bytes32 public constant REPLACE_TYPEHASH =
+        keccak256("ReplaceInvoice(bytes32 invoiceId,bytes32 redInvoiceId,bytes32 replacementId)");
 
     uint8 public constant LEVEL_TOWNSHIP = 0;
     uint8 public constant LEVEL_PRIMARY = 1;
@@ -78,8 +85,9 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     }
 
     /// @dev Claim state of one invoice, packed into one slot so that a settlement writes once.
-    /// lockedBy is a payer number (see payerNumber), 0 when unlocked. recordTag is the first 19
-    /// bytes of the record hash, bound at the first lock, settlement or reversal.
+    /// lockedBy is a payer number (see payerNumber), 0 when unlocked. paid counts what was
+    /// carried over from replaced bills ({replaceInvoice}). recordTag is the first 19 bytes of
+    /// the record hash, bound at the first settlement or reversal.
     struct ClaimState {
         bool voided;
         uint32 lockedBy;
@@ -133,6 +141,9 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
     error LedgerUnauthorizedRelayer(address caller);
     error LedgerInvalidInvoiceSignature(bytes32 invoiceId, bytes32 hospital, address signer);
     error LedgerKeyRevokedBeforeAnchoring(bytes32 invoiceId, bytes32 hospital, address signer);
+    error LedgerInvalidBillReference(bytes8 billCode, bytes10 billNumber);
+    error LedgerReplacementIsInvoice(bytes32 invoiceId);
+    error LedgerReplacementVoided(bytes32 invoiceId, bytes32 replacementId);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -153,6 +164,9 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         bytes32 indexed invoiceId, address indexed payer, uint64 amount, uint64 paidTotal, uint64 checkpointSize
     );
     event InvoiceVoided(bytes32 indexed invoiceId, bytes32 indexed redInvoiceId, bytes32 indexed hospital);
+    event InvoiceReplaced(
+        bytes32 indexed invoiceId, bytes32 indexed replacementId, uint64 carried, uint64 replacementPaid
+    );
 
     // ----------------------------------------------------------------------------------------
     // State
@@ -408,10 +422,12 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
      * @notice Voids an invoice (red-letter reversal, 红冲) on the issuing hospital's EIP-712
      * signature of VoidInvoice(invoiceId, redInvoiceId), relayed by the sequencer or sent by
      * the hospital's own key. The invoice is proven against an anchored checkpoint, which names
-     * its hospital; the signer must be a key of that hospital valid now.
+     * its hospital; the signer must be a key of that hospital valid now. A payer's review lock
+     * on it ends with it.
      * Requirements: caller is SEQUENCER or HOSPITAL; checkpoint anchored; valid inclusion
-     * proof; record hash equal to the one bound earlier; not voided; nothing paid; signature by
-     * a currently valid key of the issuing hospital.
+     * proof; record hash equal to the one bound earlier; not voided; nothing paid (a paid bill
+     * is reversed only with its replacement named, {replaceInvoice}); signature by a currently
+     * valid key of the issuing hospital.
      * Emits {InvoiceVoided}.
      */
     function voidInvoice(
@@ -422,24 +438,76 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
         bytes32 redInvoiceId,
         bytes calldata signature
     ) external {
-        if (!hasRole(SEQUENCER_ROLE, msg.sender) && !hasRole(HOSPITAL_ROLE, msg.sender)) {
-            revert LedgerUnauthorizedRelayer(msg.sender);
-        }
-        bytes32 root = _checkpointRootOrRevert(checkpointSize);
-        _requireIncluded(leaf, leafIndex, proof, checkpointSize, root);
-        ClaimState memory c = _claims[leaf.invoiceId];
-        _bindRecord(c, leaf.invoiceId, leaf.recordHash);
-        if (c.voided) revert LedgerInvoiceVoided(leaf.invoiceId);
+        ClaimState memory c = _provenForReversal(checkpointSize, leaf, leafIndex, proof);
         if (c.paid != 0) revert LedgerInvoiceAlreadyPaid(leaf.invoiceId, c.paid);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(VOID_TYPEHASH, leaf.invoiceId, redInvoiceId)));
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        if (err != ECDSA.RecoverError.NoError || !isKeyValidAt(leaf.hospital, signer, uint48(block.timestamp))) {
-            revert LedgerInvalidVoidSignature(leaf.invoiceId, leaf.hospital, signer);
+        _requireReversalSigned(leaf, keccak256(abi.encode(VOID_TYPEHASH, leaf.invoiceId, redInvoiceId)), signature);
+        _void(c, leaf, redInvoiceId);
+    }
+
+    /**
+     * @notice Voids an invoice and names the bill that replaces it: a partial refund on a real
+     * e-bill reverses the whole bill (红冲) and issues a new one for the rest. What was paid on
+     * the voided invoice is carried over, added to the replacement's `paid`, so that the cap on
+     * the replacement counts it: a reversal and a reissue never reset what may still be paid.
+     * The voided invoice keeps its own `paid` (its payments stay as they were made).
+     *
+     * The replacement is named by its bill code and number and its id derived with the voided
+     * invoice's hospital ({invoiceIdOf}), so a hospital carries only into its own bills; the
+     * replacement need not be uploaded or anchored yet (its claim state is keyed by its id; its
+     * record is bound, as any, at its first settlement or reversal). The hospital signs
+     * ReplaceInvoice(invoiceId, redInvoiceId, replacementId). Reversals chain: a replacement
+     * holding a carried amount is itself voided only by naming its own replacement, which gets
+     * everything. More carried than the replacement's total leaves nothing payable on it, and
+     * the excess shows on chain (`paid` above the total). A payer's review lock on the voided
+     * invoice ends with it; one on the replacement stays.
+     * Requirements: those of {voidInvoice} except that something may have been paid; a bill
+     * reference of 8 and 10 ASCII digits; the replacement is not the invoice itself and is not
+     * voided.
+     * Emits {InvoiceVoided}, then {InvoiceReplaced} with the amount carried (zero when nothing
+     * was paid) and the replacement's paid amount after it.
+     */
+    function replaceInvoice(
+        uint64 checkpointSize,
+        InvoiceLeaf calldata leaf,
+        uint64 leafIndex,
+        bytes32[] calldata proof,
+        bytes32 redInvoiceId,
+        bytes8 replacementBillCode,
+        bytes10 replacementBillNumber,
+        bytes calldata signature
+    ) external {
+        ClaimState memory c = _provenForReversal(checkpointSize, leaf, leafIndex, proof);
+        bytes32 replacementId = invoiceIdOf(leaf.hospital, replacementBillCode, replacementBillNumber);
+        if (replacementId == leaf.invoiceId) revert LedgerReplacementIsInvoice(leaf.invoiceId);
+        ClaimState storage replacement = _claims[replacementId];
+        if (replacement.voided) revert LedgerReplacementVoided(leaf.invoiceId, replacementId);
+        _requireReversalSigned(
+            leaf, keccak256(abi.encode(REPLACE_TYPEHASH, leaf.invoiceId, redInvoiceId, replacementId)), signature
+        );
+        _void(c, leaf, redInvoiceId);
+        // Checked arithmetic: every fen of `paid` came through a settlement capped by a uint64
+        // total, so an overflow would need more than 2^64 fen paid in all; it reverts.
+        replacement.paid += c.paid;
+        emit InvoiceReplaced(leaf.invoiceId, replacementId, c.paid, replacement.paid);
+    }
+
+    /**
+     * @notice The invoice id of bill `billCode`-`billNumber` of `hospital`: SHA-256 of the ASCII
+     * text `HOSPITAL:BILLCODE-BILLNUMBER`, the hospital code without its zero padding (the rule
+     * of `verifier.canonical.invoice_id`).
+     * Requirements: the bill code is 8 ASCII digits, the bill number 10.
+     */
+    function invoiceIdOf(bytes32 hospital, bytes8 billCode, bytes10 billNumber) public pure returns (bytes32) {
+        if (!_digits(billCode, 8) || !_digits(billNumber, 10)) {
+            revert LedgerInvalidBillReference(billCode, billNumber);
         }
-        c.voided = true;
-        c.lockedBy = 0;
-        _claims[leaf.invoiceId] = c;
-        emit InvoiceVoided(leaf.invoiceId, redInvoiceId, leaf.hospital);
+        uint256 length = 0;
+        while (length < 32 && hospital[length] != 0) ++length;
+        bytes memory code = new bytes(length);
+        for (uint256 i = 0; i < length; ++i) {
+            code[i] = hospital[i];
+        }
+        return sha256(abi.encodePacked(code, ":", billCode, "-", billNumber));
     }
 
     // ----------------------------------------------------------------------------------------
@@ -476,6 +544,52 @@ contract ZeroclaimLedger is AccessControl, EIP712 {
             }
         }
         if (!found) revert LedgerInvalidInvoiceSignature(leaf.invoiceId, hospital, signer);
+    }
+
+    /// @dev What every reversal checks first: the relayer, the leaf proven against an anchored
+    /// checkpoint, its record bound, not voided. Returns the invoice's claim state, to write.
+    function _provenForReversal(
+        uint64 checkpointSize,
+        InvoiceLeaf calldata leaf,
+        uint64 leafIndex,
+        bytes32[] calldata proof
+    ) private returns (ClaimState memory c) {
+        if (!hasRole(SEQUENCER_ROLE, msg.sender) && !hasRole(HOSPITAL_ROLE, msg.sender)) {
+            revert LedgerUnauthorizedRelayer(msg.sender);
+        }
+        bytes32 root = _checkpointRootOrRevert(checkpointSize);
+        _requireIncluded(leaf, leafIndex, proof, checkpointSize, root);
+        c = _claims[leaf.invoiceId];
+        _bindRecord(c, leaf.invoiceId, leaf.recordHash);
+        if (c.voided) revert LedgerInvoiceVoided(leaf.invoiceId);
+    }
+
+    /// @dev Reverts unless `signature` over the EIP-712 struct `structHash` was made by a key of
+    /// the leaf's hospital valid at this block's time.
+    function _requireReversalSigned(InvoiceLeaf calldata leaf, bytes32 structHash, bytes calldata signature)
+        private
+        view
+    {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
+        if (err != ECDSA.RecoverError.NoError || !isKeyValidAt(leaf.hospital, signer, uint48(block.timestamp))) {
+            revert LedgerInvalidVoidSignature(leaf.invoiceId, leaf.hospital, signer);
+        }
+    }
+
+    /// @dev Marks the invoice voided, ends any review lock on it, and emits {InvoiceVoided}.
+    function _void(ClaimState memory c, InvoiceLeaf calldata leaf, bytes32 redInvoiceId) private {
+        c.voided = true;
+        c.lockedBy = 0;
+        _claims[leaf.invoiceId] = c;
+        emit InvoiceVoided(leaf.invoiceId, redInvoiceId, leaf.hospital);
+    }
+
+    /// @dev Whether the first `length` bytes of `text` are ASCII digits.
+    function _digits(bytes32 text, uint256 length) private pure returns (bool) {
+        for (uint256 i = 0; i < length; ++i) {
+            if (text[i] < "0" || text[i] > "9") return false;
+        }
+        return true;
     }
 
     function _checkpointRootOrRevert(uint64 size) private view returns (bytes32 root) {
