@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -187,6 +189,58 @@ def test_keygen_with_the_password_variable_writes_a_keystore_that_sign_opens(
         "zeroclaim: key.json exists; refusing to overwrite a key\n",
     )
     assert Account.decrypt(json.loads((tmp_path / "key.json").read_text()), PASSWORD) == key
+
+
+def in_a_terminal(args: list[str], typed: list[str], cwd: Path) -> tuple[int, str]:
+    """``zeroclaim ARGS`` on a pseudo-terminal of its own, typing each of ``typed`` after a
+    prompt (a line ending in ``: ``); the exit status and all it wrote."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ZEROCLAIM_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        os.chdir(cwd)
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "api.cli", *args],
+            {**environ, "PYTHONPATH": str(ROOT)},
+        )
+    written = b""
+    pending = list(typed)
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            os.kill(pid, 9)
+            pytest.fail(f"no prompt or end within 60 s: {written!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        written += chunk
+        if pending and written.endswith(b": "):
+            os.write(fd, pending.pop(0).encode() + b"\n")
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), written.decode()
+
+
+def test_keygen_in_a_terminal_asks_twice_and_refuses_two_different_passwords(
+    tmp_path: Path,
+) -> None:
+    code, shown = in_a_terminal(
+        ["hospital", "keygen", "--keystore", "key.json"], ["one", "other"], tmp_path
+    )
+    assert code == 2 and "the two passwords differ; no key was created" in shown
+    assert "Traceback" not in shown and not (tmp_path / "key.json").exists()
+    code, shown = in_a_terminal(["hospital", "keygen", "--keystore", "key.json"], [""], tmp_path)
+    assert code == 2 and "zeroclaim: the keystore password is empty" in shown
+    code, shown = in_a_terminal(
+        ["hospital", "keygen", "--keystore", "key.json"], [PASSWORD, PASSWORD], tmp_path
+    )
+    assert code == 0, shown
+    assert "keystore password: " in shown and "the same password again: " in shown
+    assert PASSWORD not in shown  # not echoed
+    assert Account.decrypt(json.loads((tmp_path / "key.json").read_text()), PASSWORD)
 
 
 KEYSTORE_CASES = [
@@ -451,6 +505,30 @@ def test_a_reupload_says_how_many_were_already_there(
     )
 
 
+def test_bytes_that_are_not_utf8_refuse_only_their_invoice(
+    service: Service,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signed = [sign_item(item, service.key.key, service.domain) for item in items(251, 252)]
+    text = write_csv_batch(signed).replace("普通门诊诊查费", "BAD-NAME", 1)
+    batch = tmp_path / "latin1.csv"
+    batch.write_bytes(text.encode().replace(b"BAD-NAME", b"caf\xe9"))  # Latin-1, not UTF-8
+    code, out, err = cli(
+        capsys, "hospital", "upload", str(batch), "--url", service.url, "--api-key", service.api_key
+    )
+    assert (code, json.loads(out)["accepted"], json.loads(out)["refused"]) == (1, 1, 1)
+    assert err.startswith("refused 33082025-0000000251 (invalid_invoice): lines[1].name: ")
+    assert "not valid Unicode" in err
+
+    monkeypatch.setenv("ZEROCLAIM_HOSPITAL_KEY_PASSWORD", PASSWORD)
+    keys = keystore(tmp_path / "key.json", service.key)
+    code, out, err = cli(capsys, *sign_args(batch, keys, tmp_path / "o.json", service.domain))
+    assert (code, json.loads(out)["signed"]) == (1, 1)
+    assert err.startswith("refused 33082025-0000000251 (invalid_invoice): lines[1].name: ")
+
+
 def test_upload_without_an_api_key_says_where_to_put_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -614,6 +692,16 @@ def test_register_when_the_service_is_unreachable(capsys: pytest.CaptureFixture[
     )
     assert (code, out) == (3, "")
     assert err.startswith(f"zeroclaim: cannot reach the service at {url}: ")
+
+
+def test_settings_the_environment_gets_wrong_are_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZEROCLAIM_PORT", "eighty")
+    code, out, err = cli(capsys, "hospital", "keygen", "--keystore", str(tmp_path / "k.json"))
+    assert (code, out) == (2, "")
+    assert err.startswith("zeroclaim: the ZEROCLAIM_* settings are refused: port: ")
+    assert err.count("\n") == 1
 
 
 def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
