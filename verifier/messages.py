@@ -32,6 +32,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "parsed_reference": ("按票据代码和号码查验", "Checking by bill code and number"),
     "qr_malformed": ("二维码内容格式错误：{reason}", "The QR content is malformed: {reason}"),
+    "tax_invoice_qr": (
+        "这是{invoice_zh}的二维码，不是医疗电子票据，不能在此报销",
+        "This is the QR code of {invoice_en}, not of a medical e-bill: it cannot be claimed here",
+    ),
     "qr_unsupported_version": ("不支持的二维码版本 {version}", "Unsupported QR version {version}"),
     "qr_wrong_prefix": ("不是医疗票据二维码", "This is not a medical invoice QR code"),
     "qr_too_long": (

@@ -15,7 +15,6 @@ trust list, nothing else; the ledger steps then say plainly that they could not 
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Literal, Protocol, cast
 from chain import merkle
 from chain.model import InvoiceLeaf, InvoiceLedgerState
 from verifier.canonical import Domain, SignatureInvalid, invoice_id, recover_signer
+from verifier.codes import same_check_code
 from verifier.errors import VerifierError
 from verifier.messages import sentence
 from verifier.qr import PREFIX, QrError, QrPayload, decode_payload
@@ -220,6 +220,13 @@ def parse(text: str) -> Parsed:
     if pointer.looks_like_pointer(text):
         try:
             return pointer.parse_pointer(text)
+        except pointer.TaxInvoiceQr as exc:  # told apart: the holder scanned the wrong code
+            raise StepFailed(
+                "tax_invoice_qr",
+                kind=exc.kind,
+                invoice_zh=exc.invoice_zh,
+                invoice_en=exc.invoice_en,
+            ) from None
         except QrError as exc:
             raise StepFailed("qr_malformed", reason=str(exc)) from None
     raise StepFailed("qr_wrong_prefix", reason="neither a ZC1 fingerprint nor a fiscal pointer")
@@ -342,19 +349,17 @@ def inclusion(canonical: Canonical, facts: LedgerFacts | None) -> AnchoredRecord
 
 def check_code(parsed: Parsed, anchored: AnchoredRecord) -> AnchoredRecord:
     """A pointer's or typed reference's check code (校验码) is the anchored record's, compared
-    in constant time; when it differs or is absent the step fails as ``invoice_unknown``,
-    exactly as for a bill the ledger does not have. Bill codes and numbers are sequential: the
-    check code is the secret that shows the asker saw the bill, so whoever lacks it learns
-    nothing of the record, not even that it exists. Run with the inclusion step, before
-    anything of the record is told. A signed fingerprint passes: its signature was checked,
-    and the record step compares the whole signed record. Caller: the other elements are the
-    record step's."""
+    in constant time and without regard to case; when it differs or is absent the step fails
+    as ``invoice_unknown``, exactly as for a bill the ledger does not have. Bill codes and
+    numbers are sequential: the check code is the secret that shows the asker saw the bill, so
+    whoever lacks it learns nothing of the record, not even that it exists. Run with the
+    inclusion step, before anything of the record is told. A signed fingerprint passes: its
+    signature was checked, and the record step compares the whole signed record. Caller: the
+    other elements are the record step's."""
     if isinstance(parsed, QrPayload):
         return anchored
     presented = parsed.check_code
-    if presented is None or not hmac.compare_digest(
-        presented.encode(), anchored.check_code.encode()
-    ):
+    if presented is None or not same_check_code(presented, anchored.check_code):
         raise StepFailed("invoice_unknown")
     return anchored
 

@@ -2,55 +2,75 @@
 
 A fiscal e-bill's QR code carries no signature; it only names the bill (bill code 票据代码,
 bill number 票据号码, check code 校验码, amount, issue date) so that a checker can look it up.
-The verifier accepts it by checking those five elements against the ledger's record
-(:func:`matches`). Two forms are read; the whole text is first stripped of surrounding white
-space (scanners often append a newline) and refused above ``MAX_POINTER_CHARS`` characters.
+The verifier accepts it by checking those elements against the ledger's record
+(:func:`matches`). The whole text is first stripped of surrounding white space (scanners often
+append a newline) and refused above ``MAX_POINTER_CHARS`` characters. Every form is a URL
+``http(s)://<any host>/<any path>?...``; its parameters are read from the query, or, for
+hash-routed pages, from the query part of the fragment (``#/check?...``). Each value is
+percent-decoded (twice when a platform encoded it twice: no valid value contains ``%``).
 
-**URL form** ``http(s)://<any host>/<any path>?...&d=<elements>&...``: the elements are in the
-query parameter named exactly ``d`` (or, for hash-routed pages, in the query part of the
-fragment, ``#/check?d=...``), joined by underscores::
+**d form** (``form="url"``): the parameter named exactly ``d`` holds the elements joined by
+underscores::
 
     billcode_billnumber_checkcode_amount_date     e.g. 33082025_0000000001_c00001_64.50_20250301
     billcode_billnumber_checkcode_date            (platforms that leave the amount out)
 
-The value is percent-decoded (twice when a platform encoded it twice: no valid value contains
-``%``). Other parameters are ignored; a second ``d`` is refused as ambiguous.
+Other parameters are ignored; a second ``d`` is refused as ambiguous.
 
-**Comma-separated form**, in the manner of the tax invoice QR::
+**Named form** (``form="named"``): one parameter per element, under either of two names: the
+names of the issue that reported the form, and those the medical e-bill platform interface
+(Bosssoft v3.2.0, ``getEBillPicUrl`` and the issuing responses) gives the same elements::
 
-    01,type,code,number,amount,date,check[,more fields...]
+    bill code     invoice_code    or billBatchCode  (电子票据代码)   required
+    bill number   invoice_number  or billNo         (电子票据号码)   required
+    check code    check_code      or random         (电子校验码)     required
+    amount        totalAmt                          (票据总金额)     optional, yuan
+    date          ivcDateTime                       (开票时间)       optional
 
-``01`` is the format version (anything else is refused), ``type`` the bill type (1 to 8 letters
-or digits, checked and not kept), then the elements; an empty check code is read as absent (as
-on tax invoices of some types), while the amount and the date are required; fields after the
-seventh are platform-specific and ignored.
+e.g. ``https://host/h5?billBatchCode=33082025&billNo=0000000001&random=c00001``. Names are
+matched exactly (case included); other parameters are ignored. An element given twice (under
+one name or both) is refused as ambiguous, and so is a URL with both a ``d`` parameter and
+named elements. ``ivcDateTime`` is ``yyyyMMddHHmmssSSS`` as the interface writes it (its date
+part is kept, the time must be a real one) or a date as below.
 
 **Elements**, the same in both forms (ASCII digits only, never other Unicode digits):
 
-- bill code: exactly 8 digits;
+- bill code: exactly 8 digits (the structure of ``verifier.codes.bill_code_problem`` is not
+  required here: the ledger holds older bills, and :func:`matches` decides);
 - bill number: 8 to 10 digits, kept exactly as printed. The ledger's numbers have 10 digits;
   some issuers print fewer, and left-padding would guess how the issuer shortened them, so a
   shorter number is kept and :func:`matches` reports it as a ``bill_number`` mismatch;
-- check code: 6 ASCII letters or digits, case kept and compared exactly;
+- check code: 6 ASCII letters or digits, kept as printed; :func:`matches` compares it without
+  regard to case (``4BA882`` is ``4ba882``), in constant time;
 - amount: yuan as ``0`` or digits without a leading zero (at most 16), then optionally ``.`` and
   1 or 2 decimals; converted to integer fen by string arithmetic, never through a float
   (``123.4`` is 12340 fen). A sign, a third decimal, ``.5``, ``5.`` and ``1,000`` are refused;
 - date: ``YYYYMMDD`` or ``YYYY-MM-DD``, a real calendar date.
 
-``parse_pointer`` raises :class:`PointerMalformed` for anything else, and no other exception
-for any string. Parsing checks form only; :func:`matches` compares with the ledger. Test
-vectors: ``tests/verifier/vectors/pointer/`` (each file says how its expected value follows).
+**Tax invoice QR codes are not pointers.** Comma-separated fields starting ``01,`` are the QR
+code of a tax invoice (发票), never of a medical e-bill: a VAT invoice (增值税发票)
+``01,<type>,<code: 10 or 12 digits>,<number: 8 digits>,<pre-tax amount>,<date>,<check
+code: 20 digits, or empty>,<crc>`` with type ``01``, ``04``, ``08``, ``10``, ``11`` or ``14``;
+a fully digital e-invoice (全电发票) ``01,<31 or 32>,,<number: 20 digits>,<amount>,<date>,,<crc>``.
+They are recognised (``01,`` and a two-digit type) and refused with :class:`TaxInvoiceQr`,
+whose ``kind`` is ``vat``, ``digital`` or ``other`` (another type of tax invoice) and whose
+reason tells the holder, in Chinese and English, that a tax invoice cannot be claimed here.
+
+``parse_pointer`` raises :class:`PointerMalformed` (or its :class:`TaxInvoiceQr`) for anything
+else, and no other exception for any string. Parsing checks form only; :func:`matches`
+compares with the ledger. Test vectors: ``tests/verifier/vectors/pointer/`` (each file says
+how its expected value follows); docs/qr-format.md section 6 gives one example of each form.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Final, Literal
-from urllib.parse import unquote, urlsplit
+from datetime import date, datetime, time, timedelta, timezone
+from typing import ClassVar, Final, Literal
+from urllib.parse import SplitResult, unquote, urlsplit
 
+from verifier.codes import same_check_code
 from verifier.qr import QrError
 
 MAX_POINTER_CHARS: Final = 2048
@@ -61,22 +81,63 @@ CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 _BILL_CODE: Final = re.compile(r"[0-9]{8}")
 _BILL_NUMBER: Final = re.compile(r"[0-9]{8,10}")
 _CHECK_CODE: Final = re.compile(r"[0-9A-Za-z]{6}")
-_BILL_TYPE: Final = re.compile(r"[0-9A-Za-z]{1,8}")
 _AMOUNT: Final = re.compile(r"(0|[1-9][0-9]{0,15})(?:\.([0-9]{1,2}))?")
 _DATE: Final = re.compile(r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})")
-_CSV_VERSION: Final = "01"
-_CSV_MIN_FIELDS: Final = 7
+_DATE_TIME_MS: Final = re.compile(r"([0-9]{8})([0-9]{2})([0-9]{2})([0-9]{2})[0-9]{3}")
+_TAX_INVOICE: Final = re.compile(r"01,([0-9]{2}),")
+_VAT_TYPES: Final = frozenset({"01", "04", "08", "10", "11", "14"})
+_DIGITAL_TYPES: Final = frozenset({"31", "32"})
 
-PointerForm = Literal["url", "csv"]
+PointerForm = Literal["url", "named"]
 PointerField = Literal["bill_code", "bill_number", "check_code", "amount_fen", "issued_on"]
+TaxInvoiceKind = Literal["vat", "digital", "other"]
+_Element = Literal["bill_code", "bill_number", "check_code", "amount", "date"]
+
+#: The named form's parameter names of each element (see the module docstring).
+NAMED_PARAMETERS: Final[dict[_Element, tuple[str, ...]]] = {
+    "bill_code": ("invoice_code", "billBatchCode"),
+    "bill_number": ("invoice_number", "billNo"),
+    "check_code": ("check_code", "random"),
+    "amount": ("totalAmt",),
+    "date": ("ivcDateTime",),
+}
+_ELEMENT_OF: Final = {name: e for e, names in NAMED_PARAMETERS.items() for name in names}
+_REQUIRED: Final[tuple[_Element, ...]] = ("bill_code", "bill_number", "check_code")
+#: What a tax invoice of each kind is called, in Chinese and in English.
+TAX_INVOICE_NAMES: Final[dict[TaxInvoiceKind, tuple[str, str]]] = {
+    "vat": ("增值税发票", "a VAT invoice (增值税发票)"),
+    "digital": ("全电发票（全面数字化的电子发票）", "a fully digital e-invoice (全电发票)"),
+    "other": ("税务发票", "a tax invoice (发票)"),
+}
 
 
 class PointerMalformed(QrError):
     """Raised when a text is not a well-formed pointer QR of either form; ``reason`` says why."""
 
+    prefix: ClassVar[str] = "malformed pointer QR: "
+
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"malformed pointer QR: {reason}")
+        super().__init__(f"{self.prefix}{reason}")
+
+
+class TaxInvoiceQr(PointerMalformed):
+    """Raised when the text is a tax invoice's QR code (``01,<type>,...``), not a medical
+    e-bill's: ``kind`` is ``vat`` (增值税发票), ``digital`` (全电发票) or ``other``,
+    ``type_code`` the invoice type as printed; ``reason`` is the sentence for the holder,
+    ``"<中文>；<English>"``, that it cannot be claimed here."""
+
+    prefix: ClassVar[str] = "not a medical e-bill: "
+
+    def __init__(self, kind: TaxInvoiceKind, type_code: str) -> None:
+        self.kind: TaxInvoiceKind = kind
+        self.type_code = type_code
+        self.invoice_zh, self.invoice_en = TAX_INVOICE_NAMES[kind]
+        super().__init__(
+            f"这是{self.invoice_zh}的二维码，不是医疗电子票据，不能在此报销；"
+            f"this is the QR code of {self.invoice_en}, not of a medical e-bill:"
+            " it cannot be claimed here"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,9 +146,9 @@ class PointerQr:
 
     bill_code: str  # 票据代码, 8 digits
     bill_number: str  # 票据号码, 8 to 10 digits as printed
-    check_code: str | None  # 校验码, 6 letters or digits; None when the code leaves it empty
-    amount_fen: int | None  # None when the URL leaves the amount out
-    issued_on: date | None  # the issue date as printed (China Standard Time)
+    check_code: str | None  # 校验码, 6 letters or digits as printed (case kept)
+    amount_fen: int | None  # None when the code leaves the amount out
+    issued_on: date | None  # the issue date as printed (China Standard Time); None if left out
     form: PointerForm
 
     def __post_init__(self) -> None:
@@ -103,8 +164,8 @@ class PointerQr:
             raise PointerMalformed(
                 f"amount must be a non-negative integer of fen, got {self.amount_fen!r}"
             )
-        if self.form not in ("url", "csv"):
-            raise PointerMalformed(f"form must be 'url' or 'csv', got {self.form!r}")
+        if self.form not in ("url", "named"):
+            raise PointerMalformed(f"form must be 'url' or 'named', got {self.form!r}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +195,9 @@ class Mismatch:
 
 
 def looks_like_pointer(text: str) -> bool:
-    """Whether ``text`` has the shape of a pointer QR: a URL with a ``d=`` or ``01,`` fields.
+    """Whether ``text`` has the shape of a pointer QR, or of a tax invoice's QR that
+    :func:`parse_pointer` refuses with its own sentence: a URL with a ``d=`` or a named
+    element's parameter, or text starting ``01,``.
 
     A cheap routing test (no parsing); :func:`parse_pointer` may still refuse the text, but
     every text it accepts looks like a pointer.
@@ -143,15 +206,16 @@ def looks_like_pointer(text: str) -> bool:
         return False
     text = text.strip()
     if text[:8].lower().startswith(("http://", "https://")):
-        return "d=" in text
-    return text.startswith(_CSV_VERSION + ",")
+        return "d=" in text or any(f"{name}=" in text for name in _ELEMENT_OF)
+    return text.startswith("01,")
 
 
 def parse_pointer(text: str) -> PointerQr:
     """Parse a pointer QR text of either form (see the module docstring).
 
-    Raises ``PointerMalformed`` for any text that is not one, never another exception. The
-    caller still checks the elements against the ledger (:func:`matches`).
+    Raises ``TaxInvoiceQr`` for a tax invoice's QR code, ``PointerMalformed`` for any other
+    text that is not a pointer, never another exception. The caller still checks the
+    elements against the ledger (:func:`matches`).
     """
     if not isinstance(text, str):
         raise PointerMalformed(f"a pointer QR is text, got {type(text).__name__}")
@@ -162,9 +226,15 @@ def parse_pointer(text: str) -> PointerQr:
         raise PointerMalformed("empty text")
     if text[:8].lower().startswith(("http://", "https://")):
         return _parse_url(text)
-    if "," in text:
-        return _parse_csv(text)
-    raise PointerMalformed("neither an http(s) URL nor comma-separated fields")
+    tax = _TAX_INVOICE.match(text)
+    if tax is not None:
+        raise TaxInvoiceQr(_tax_invoice_kind(tax.group(1), text.split(",")), tax.group(1))
+    if text.startswith("01,"):
+        raise PointerMalformed(
+            "comma-separated fields from 01, are the form of a tax invoice's QR code, not of a"
+            " medical e-bill's, and these lack its two-digit invoice type"
+        )
+    raise PointerMalformed("not an http(s) URL, the form of a fiscal e-bill's QR code")
 
 
 def matches(pointer: PointerQr, record: BillRecord) -> list[Mismatch]:
@@ -172,9 +242,10 @@ def matches(pointer: PointerQr, record: BillRecord) -> list[Mismatch]:
 
     Bill code, bill number and check code are always compared (a pointer without a check code
     mismatches: bill codes and numbers are sequential and guessable, the check code is what
-    proves the holder saw the bill, compared in constant time); the amount and the date only
-    when the pointer has them, the date against the record's issue time in China Standard
-    Time. Raises ``ValueError`` for a record whose ``issued_at`` is naive.
+    proves the holder saw the bill, compared in constant time and without regard to case);
+    the amount and the date only when the pointer has them, the date against the record's
+    issue time in China Standard Time. Raises ``ValueError`` for a record whose
+    ``issued_at`` is naive.
     """
     if record.issued_at.utcoffset() is None:
         raise ValueError("the record's issued_at must be timezone-aware")
@@ -183,9 +254,7 @@ def matches(pointer: PointerQr, record: BillRecord) -> list[Mismatch]:
         found.append(Mismatch("bill_code", record.bill_code, pointer.bill_code))
     if pointer.bill_number != record.bill_number:
         found.append(Mismatch("bill_number", record.bill_number, pointer.bill_number))
-    if pointer.check_code is None or not hmac.compare_digest(
-        pointer.check_code.encode(), record.check_code.encode()
-    ):
+    if pointer.check_code is None or not same_check_code(pointer.check_code, record.check_code):
         found.append(Mismatch("check_code", record.check_code, pointer.check_code))
     if pointer.amount_fen is not None and pointer.amount_fen != record.total_fen:
         found.append(Mismatch("amount_fen", record.total_fen, pointer.amount_fen))
@@ -220,14 +289,23 @@ def _parse_url(text: str) -> PointerQr:
         raise PointerMalformed(f"not a URL: {exc}") from None
     if not parts.netloc:
         raise PointerMalformed("the URL has no host")
-    values = _parameter(parts.query, "d")
-    if not values and "?" in parts.fragment:
-        values = _parameter(parts.fragment.split("?", 1)[1], "d")
-    if not values:
-        raise PointerMalformed("the URL has no d parameter")
-    if len(values) > 1:
-        raise PointerMalformed(f"the URL has {len(values)} d parameters")
-    elements = values[0].split("_")
+    parameters = _parameters(parts)
+    d_values = [value for key, value in parameters if key == "d"]
+    named = [(key, value) for key, value in parameters if key in _ELEMENT_OF]
+    if d_values and named:
+        raise PointerMalformed(
+            f"the URL has both a d parameter and named elements ({named[0][0]}): ambiguous"
+        )
+    if named:
+        return _parse_named(named)
+    if not d_values:
+        raise PointerMalformed(
+            "the URL has no d parameter and no named elements (invoice_code or billBatchCode,"
+            " invoice_number or billNo, check_code or random)"
+        )
+    if len(d_values) > 1:
+        raise PointerMalformed(f"the URL has {len(d_values)} d parameters")
+    elements = d_values[0].split("_")
     if len(elements) == 5:
         code, number, check, amount, day = elements
         amount_fen: int | None = yuan_to_fen(amount)
@@ -241,30 +319,67 @@ def _parse_url(text: str) -> PointerQr:
     return PointerQr(code, number, check, amount_fen, _date(day), "url")
 
 
-def _parse_csv(text: str) -> PointerQr:
-    fields = text.split(",")
-    if len(fields) < _CSV_MIN_FIELDS:
-        raise PointerMalformed(
-            f"{len(fields)} comma-separated fields, at least {_CSV_MIN_FIELDS} expected"
-        )
-    version, bill_type, code, number, amount, day, check = fields[:_CSV_MIN_FIELDS]
-    if version != _CSV_VERSION:
-        raise PointerMalformed(f"format version must be {_CSV_VERSION!r}, got {_shown(version)}")
-    _check("bill type", bill_type, _BILL_TYPE, "1 to 8 letters or digits")
-    return PointerQr(code, number, check or None, yuan_to_fen(amount), _date(day), "csv")
+def _parse_named(named: list[tuple[str, str]]) -> PointerQr:
+    values: dict[_Element, str] = {}
+    for key, value in named:
+        element = _ELEMENT_OF[key]
+        if element in values:
+            names = " or ".join(NAMED_PARAMETERS[element])
+            raise PointerMalformed(f"the URL names the {_WORDS[element]} twice ({names})")
+        values[element] = value
+    for element in _REQUIRED:
+        if element not in values:
+            names = " or ".join(NAMED_PARAMETERS[element])
+            raise PointerMalformed(f"the URL has no {_WORDS[element]} ({names})")
+    amount = values.get("amount")
+    day = values.get("date")
+    return PointerQr(
+        values["bill_code"],
+        values["bill_number"],
+        values["check_code"],
+        None if amount is None else yuan_to_fen(amount),
+        None if day is None else _date_or_moment(day),
+        "named",
+    )
 
 
-def _parameter(query: str, name: str) -> list[str]:
-    """The decoded values of the parameters called exactly ``name`` in a query string."""
-    values = []
+_WORDS: Final[dict[_Element, str]] = {
+    "bill_code": "bill code",
+    "bill_number": "bill number",
+    "check_code": "check code",
+    "amount": "amount",
+    "date": "date",
+}
+
+
+def _parameters(parts: SplitResult) -> list[tuple[str, str]]:
+    """The decoded parameters of the query, or of the fragment's query when the query has
+    none of a pointer's (a hash-routed page: ``#/check?d=...``)."""
+    found = _pairs(parts.query)
+    if not any(key == "d" or key in _ELEMENT_OF for key, _ in found) and "?" in parts.fragment:
+        found = _pairs(parts.fragment.split("?", 1)[1])
+    return found
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    """The parameters of a query string with their values decoded (keys as written)."""
+    pairs = []
     for pair in query.split("&"):
         key, _, value = pair.partition("=")
-        if key == name:
+        value = unquote(value)
+        if "%" in value:  # encoded twice by the platform
             value = unquote(value)
-            if "%" in value:  # encoded twice by the platform
-                value = unquote(value)
-            values.append(value)
-    return values
+        pairs.append((key, value))
+    return pairs
+
+
+def _tax_invoice_kind(type_code: str, fields: list[str]) -> TaxInvoiceKind:
+    """A fully digital e-invoice has type 31 or 32, or no invoice code and a 20-digit number;
+    a VAT invoice one of the VAT types; anything else is another tax invoice."""
+    code, number = (fields[2], fields[3]) if len(fields) > 3 else ("?", "")
+    if type_code in _DIGITAL_TYPES or (code == "" and len(number) == 20 and number.isdigit()):
+        return "digital"
+    return "vat" if type_code in _VAT_TYPES else "other"
 
 
 def _date(text: str) -> date:
@@ -276,6 +391,19 @@ def _date(text: str) -> date:
         return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
         raise PointerMalformed(f"{_shown(text)} is not a calendar date") from None
+
+
+def _date_or_moment(text: str) -> date:
+    """A date, or the interface's ``yyyyMMddHHmmssSSS`` (a real date and time) as its date."""
+    match = _DATE_TIME_MS.fullmatch(text)
+    if match is None:
+        return _date(text)
+    day = _date(match.group(1))
+    try:
+        time(int(match.group(2)), int(match.group(3)), int(match.group(4)))
+    except ValueError:
+        raise PointerMalformed(f"{_shown(text)} is not a real time of day") from None
+    return day
 
 
 def _check(name: str, value: object, pattern: re.Pattern[str], rule: str) -> None:

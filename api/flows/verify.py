@@ -9,7 +9,6 @@ with a valid verdict; failed attempts are counted apart (``api.flows.verify_fail
 
 from __future__ import annotations
 
-import hmac
 import os
 import threading
 import time
@@ -28,6 +27,7 @@ from api.flows import ports
 from api.refusals import TooLarge
 from chain.model import InvoiceLedgerState
 from verifier.canonical import Domain
+from verifier.codes import same_check_code
 from verifier.pipeline import AnchoredRecord, Reference, Verdict, verify
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ class ServiceFacts:
 
     def resolve_bill(self, bill_code: str, bill_number: str, check_code: str) -> bytes | None:
         """The invoice of this bill code and number (of any hospital) whose check code is
-        ``check_code``. Every candidate is compared, in constant time; should two hospitals
-        carry the same check code too, the one received first is the answer, so that a copy
-        uploaded after the genuine bill cannot take its place."""
+        ``check_code``. Every candidate is compared, in constant time and without regard to
+        case; should two hospitals carry the same check code too, the one received first is
+        the answer, so that a copy uploaded after the genuine bill cannot take its place."""
         with self._uow() as db:
             candidates = db.execute(
                 select(models.Invoice.invoice_id, models.Invoice.check_code)
@@ -69,7 +69,7 @@ class ServiceFacts:
             ).all()
         found = None
         for invoice_id, stored in candidates:  # the last match is the first received
-            if hmac.compare_digest(stored.encode(), check_code.encode()):
+            if same_check_code(check_code, stored):
                 found = invoice_id
         return found
 

@@ -184,6 +184,20 @@ def test_typed_reference_and_pointer_codes(live: Live) -> None:
     refused = live.client.post("/api/v1/verify", json={"qr_text": bad_amount}).json()
     assert refused["failed_step"] == "record"
     assert refused["steps"][6]["details"]["fields"] == "amount_fen"
+    # The stored check code is Ab12Cd: compared without regard to case, typed or scanned.
+    assert inv["check_code"] == "Ab12Cd"
+    upper = live.client.post("/api/v1/verify", json={**typed, "check_code": "AB12CD"}).json()
+    assert upper["valid"], upper
+    lower = url.replace("_Ab12Cd_", "_ab12cd_")
+    assert lower != url
+    assert live.client.post("/api/v1/verify", json={"qr_text": lower}).json()["valid"]
+    named = (
+        f"https://pjcy.example.gov.cn/h5?billBatchCode={inv['bill_code']}"
+        f"&billNo={inv['bill_number']}&random=AB12CD&totalAmt=35.00&ivcDateTime=20250301100000000"
+    )
+    by_name = live.client.post("/api/v1/verify", json={"qr_text": named}).json()
+    assert by_name["valid"], by_name
+    assert by_name["steps"][1]["details"] == {"form": "named"}
 
 
 def test_a_rate_limiter_forgets_clients_whose_bucket_filled_up_again() -> None:

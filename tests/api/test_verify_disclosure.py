@@ -72,8 +72,16 @@ def failures_of(world: World, bill: str) -> int:
         )
 
 
+def named_url(code: str, number: str, check: str, yuan: str, moment: str) -> str:
+    """The named form of a pointer, with the e-bill platform interface's names."""
+    return (
+        f"https://pjcy.example.gov.cn/h5?billBatchCode={code}&billNo={number}&random={check}"
+        f"&totalAmt={yuan}&ivcDateTime={moment}"
+    )
+
+
 def sent_as(form: str, bill_number: str, check: str) -> dict[str, Any]:
-    """The same elements sent three ways: typed, a pointer URL, a comma-separated pointer."""
+    """The same elements sent three ways: typed, a pointer URL (d form), a named pointer."""
     if form == "typed":
         return {
             "bill_code": "33082025",
@@ -84,10 +92,10 @@ def sent_as(form: str, bill_number: str, check: str) -> dict[str, Any]:
         }
     if form == "url":
         return {"qr_text": pointer_url("33082025", bill_number, check, "0.01", "20000101")}
-    return {"qr_text": f"01,01,33082025,{bill_number},0.01,20000101,{check}"}
+    return {"qr_text": named_url("33082025", bill_number, check, "0.01", "20000101120000000")}
 
 
-@pytest.mark.parametrize("form", ["typed", "url", "csv"])
+@pytest.mark.parametrize("form", ["typed", "url", "named"])
 def test_wrong_check_code_is_answered_as_an_unknown_bill(bills: World, form: str) -> None:
     limits(bills)
     wrong = verify(bills, sent_as(form, "0000000001", "000000"))
@@ -118,6 +126,51 @@ def test_right_check_code_names_what_differs_never_its_value(bills: World) -> No
     assert body["verification_count"] is None
     ok = verify(bills, RIGHT).json()
     assert ok["valid"] and ok["steps"][7]["details"]["claimable"] == 6450
+
+
+@pytest.mark.parametrize("form", ["typed", "url", "named"])
+def test_the_check_code_is_compared_without_regard_to_case(bills: World, form: str) -> None:
+    """Fiscal check codes are hexadecimal, printed in either case: C00001 is c00001."""
+    limits(bills)
+    if form == "typed":
+        body: dict[str, Any] = {**RIGHT, "check_code": "C00001"}
+    elif form == "url":
+        body = {"qr_text": pointer_url("33082025", "0000000001", "C00001", "64.50", "20250301")}
+    else:
+        body = {"qr_text": named_url("33082025", "0000000001", "C00001", "64.50", "20250301")}
+    verdict = verify(bills, body).json()
+    assert verdict["valid"], verdict
+    assert verdict["steps"][7]["details"]["claimable"] == 6450
+    wrong = verify(bills, {**RIGHT, "check_code": "C00002"}).json()
+    assert wrong["steps"][5]["code"] == "invoice_unknown"
+
+
+TAX_INVOICES = {
+    "vat": "01,10,033002100611,12345678,100.00,20250301,12345678901234567890,8F3A,",
+    "digital": "01,32,,25332000000012345678,64.50,20250301,,BD21",
+    # the comma form once read as a fiscal pointer, naming a bill of this world: refused too
+    "other": "01,03,33082025,0000000001,64.50,20250301,c00001,8F3A",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAX_INVOICES))
+def test_a_tax_invoice_qr_is_answered_that_it_cannot_be_claimed(bills: World, kind: str) -> None:
+    limits(bills, per_minute=1, burst=1)  # one failed attempt would use the budget up
+    for _ in range(3):  # a wrong kind of code is no guess at a check code: never limited
+        response = verify(bills, {"qr_text": TAX_INVOICES[kind]})
+        assert response.status_code == 200, response.text
+    body = response.json()
+    assert not body["valid"] and body["failed_step"] == "parse"
+    assert body["reference"] is None and body["invoice_id"] is None
+    parse = body["steps"][1]
+    assert parse["code"] == "tax_invoice_qr" and parse["details"]["kind"] == kind
+    assert parse["message_zh"].endswith("的二维码，不是医疗电子票据，不能在此报销")
+    assert parse["message_en"].endswith("not of a medical e-bill: it cannot be claimed here")
+    name = {"vat": "增值税发票", "digital": "全电发票", "other": "税务发票"}[kind]
+    assert parse["message_zh"].startswith(f"这是{name}")
+    assert [s["status"] for s in body["steps"][2:]] == ["not_run"] * 6
+    assert failures_of(bills, "33082025-0000000001") == 0
+    assert verify(bills, {**RIGHT, "check_code": "000000"}).status_code == 200  # budget intact
 
 
 def test_only_successful_verifications_by_others_than_staff_count(bills: World) -> None:
@@ -253,6 +306,22 @@ def test_claim_with_a_wrong_check_code_is_refused_as_an_unknown_invoice(demo: De
     )
     assert office.status_code == 404 and office.json() == unknown.json()
     assert claim(pointer_of(mine)).status_code == 201
+
+
+def test_a_claim_with_a_tax_invoice_qr_is_refused_with_its_sentence(demo: Demo) -> None:
+    mine, _ = owner_and_other()
+    refused = demo.client.post(
+        "/api/v1/claims", headers=demo.sign_in(mine), json={"qr_text": TAX_INVOICES["vat"]}
+    )
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "verification_failed"
+    assert error["message"] == (
+        "This is the QR code of a VAT invoice (增值税发票), not of a medical e-bill:"
+        " it cannot be claimed here"
+    )
+    assert error["step"] == "parse" and error["step_code"] == "tax_invoice_qr"
+    assert error["message_zh"] == "这是增值税发票的二维码，不是医疗电子票据，不能在此报销"
 
 
 def test_walking_other_peoples_pointers_hits_the_rate_limit(demo: Demo) -> None:
