@@ -211,7 +211,9 @@ def _sign(args: argparse.Namespace, settings: Settings) -> int:
     items = read_batch_path(Path(args.batch))
     key = _load_key(args)
     with _progress("signing", len(items)) as advance:
-        batch = sign_batch(items, key, Domain(args.chain_id, args.contract), advance)
+        batch = sign_batch(
+            items, key, Domain(args.chain_id, args.contract), advance, hospital=args.hospital
+        )
     out = Path(args.out)
     try:
         # Written even when every invoice was refused, so that the file is this run's.
@@ -231,47 +233,64 @@ def _sign(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sign_void(args: argparse.Namespace, settings: Settings) -> int:
+    """Signs a reversal at the hospital: ``VoidInvoice``, or with ``--replacement`` (a partial
+    refund: the bill issued for the rest) ``ReplaceInvoice``, which carries what was paid on
+    the voided bill over to the replacement."""
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
     from api.read.invoices import BillReference, invoice_key
-    from chain.ledger import void_typed_data
+    from chain.ledger import replace_typed_data, void_typed_data
     from verifier.canonical import invoice_id
 
-    named = invoice_key(args.invoice)
-    if isinstance(named, BillReference):
-        if args.hospital is None:
-            raise SystemExit("name the hospital: --hospital H..., or HOSPITAL:BILLCODE-BILLNUMBER")
-        try:
-            named = invoice_id(args.hospital, named.bill_code, named.bill_number)
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
-    if named is None:
-        raise SystemExit(
-            f"{args.invoice!r} is neither BILLCODE-BILLNUMBER, HOSPITAL:BILLCODE-BILLNUMBER "
-            "nor an invoice id (0x + 64 hex digits)"
-        )
-    data = void_typed_data(
-        {
-            "name": "zeroclaim",
-            "version": "1",
-            "chainId": args.chain_id,
-            "verifyingContract": args.contract,
-        },
-        named,
-        bytes.fromhex(args.red.removeprefix("0x")),
-    )
+    def bill_id(text: str, what: str, of: str | None) -> tuple[bytes, str | None]:
+        """The id of the bill ``text`` names (a bare reference of hospital ``of``), and its
+        hospital when the text names one."""
+        hospital = text.rpartition(":")[0] or None
+        named = invoice_key(text)
+        if isinstance(named, BillReference):
+            if of is None:
+                raise CommandFailed(
+                    f"name the hospital of {what} {text}: --hospital H..., or "
+                    "HOSPITAL:BILLCODE-BILLNUMBER"
+                )
+            try:
+                return invoice_id(of, named.bill_code, named.bill_number), None
+            except ValueError as exc:
+                raise CommandFailed(str(exc)) from None
+        if named is None:
+            raise CommandFailed(
+                f"{what} {text!r} is neither BILLCODE-BILLNUMBER, HOSPITAL:BILLCODE-BILLNUMBER "
+                "nor an invoice id (0x + 64 hex digits)"
+            )
+        return named, hospital
+
+    named, hospital = bill_id(args.invoice, "the invoice", args.hospital)
+    red_key = invoice_key(args.red)
+    if not isinstance(red_key, bytes) or not args.red.startswith("0x"):
+        raise CommandFailed(f"--red {args.red!r} is not an invoice id (0x + 64 hex digits)")
+    red = red_key
+    domain = {
+        "name": "zeroclaim",
+        "version": "1",
+        "chainId": args.chain_id,
+        "verifyingContract": args.contract,
+    }
+    out = {"invoice": args.invoice, "invoice_id": "0x" + named.hex(), "red_invoice_id": args.red}
+    if args.replacement is None:
+        data = void_typed_data(domain, named, red)
+    else:
+        # The replacement is a bill of the same hospital.
+        own = args.hospital or hospital
+        replacement, of = bill_id(args.replacement, "the replacement", own)
+        if of is not None and own is not None and of != own:
+            raise CommandFailed("the replacement must be a bill of the hospital that voids")
+        if replacement == named:
+            raise CommandFailed("an invoice does not replace itself: name the new bill")
+        data = replace_typed_data(domain, named, red, replacement)
+        out |= {"replacement": args.replacement, "replacement_id": "0x" + replacement.hex()}
     signed = Account.sign_message(encode_typed_data(full_message=data), _load_key(args))
-    print(
-        json.dumps(
-            {
-                "invoice": args.invoice,
-                "invoice_id": "0x" + named.hex(),
-                "red_invoice_id": args.red,
-                "signature": "0x" + bytes(signed.signature).hex(),
-            }
-        )
-    )
+    print(json.dumps({**out, "signature": "0x" + bytes(signed.signature).hex()}))
     return 0
 
 
@@ -408,8 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     register.add_argument("--url", default="http://127.0.0.1:8000")
     register.add_argument("--admin-token", help="default: $ZEROCLAIM_ADMIN_TOKEN")
     register.set_defaults(handler=_register)
-    sign = hsub.add_parser("sign", help="sign a JSON or CSV batch with the hospital key")
+    sign = hsub.add_parser(
+        "sign", help="sign a JSON or CSV batch, or the HIS's e-bill exports, with the hospital key"
+    )
     sign.add_argument("batch")
+    sign.add_argument(
+        "--hospital",
+        help="the issuing hospital's code (H + 11 digits): needed for HIS exports, which do not"
+        " name it (docs/his-export.md)",
+    )
     sign.add_argument("--keystore", required=True)
     sign.add_argument("--out", required=True)
     sign.add_argument("--chain-id", type=_chain_id, required=True)
@@ -425,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sign_void.add_argument("--hospital", help="the issuing hospital's code (H + 11 digits)")
     sign_void.add_argument("--red", required=True, help="the red invoice's id (0x + 64 hex)")
+    sign_void.add_argument(
+        "--replacement",
+        help="a partial refund: the bill issued for the rest (BILLCODE-BILLNUMBER of the same "
+        "hospital, or its id); what was paid on the voided bill is carried over to it",
+    )
     sign_void.add_argument("--keystore", required=True)
     sign_void.add_argument("--chain-id", type=int, required=True)
     sign_void.add_argument("--contract", required=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier.canonical import Domain, SignedFields, sign_digest, signing_digest
+from verifier.his import looks_like_export, parse_export
 from verifier.invoice import InvoiceInvalid, Problem, parse_invoice
 
 if TYPE_CHECKING:
@@ -264,15 +265,39 @@ def unlock_keystore(path: Path, password: str) -> bytes:
 # -- signing ----------------------------------------------------------------------------------
 
 
-def sign_item(item: dict[str, Any], private_key: bytes, domain: Domain) -> dict[str, Any]:
+def sign_item(
+    item: dict[str, Any], private_key: bytes, domain: Domain, hospital: str | None = None
+) -> dict[str, Any]:
     """Adds the hospital's signature to one batch item (the invoice is validated first, so a
-    hospital never signs what the service would refuse as malformed).
+    hospital never signs what the service would refuse as malformed). A HIS export item
+    (``{"his": export}``) is mapped onto format 2 first: ``hospital`` names the issuer and a
+    fresh salt is drawn for the patient commitment (docs/his-export.md).
 
     Raises ``InvoiceInvalid`` listing the invoice's problems.
     """
+    if looks_like_export(item):
+        return _sign_export(item, private_key, domain, hospital)
     invoice = parse_invoice(item.get("invoice"))  # type: ignore[arg-type]  # refused if not one
     digest = signing_digest(domain, SignedFields.of(invoice).record_hash())
     return {**item, "signature": "0x" + sign_digest(private_key, digest).hex()}
+
+
+def _sign_export(
+    item: Mapping[str, Any], private_key: bytes, domain: Domain, hospital: str | None
+) -> dict[str, Any]:
+    issuer = item.get("hospital") or hospital
+    if not isinstance(issuer, str) or not issuer:
+        reason = "give --hospital H...: the HIS export does not name the issuing hospital"
+        raise InvoiceInvalid("?", [Problem("hospital", reason)])
+    salt = bytes.fromhex(item["salt"]) if isinstance(item.get("salt"), str) else os.urandom(16)
+    invoice, _ = parse_export(item["his"], issuer, salt)
+    digest = signing_digest(domain, SignedFields.of(invoice).record_hash())
+    return {
+        "his": item["his"],
+        "hospital": issuer,
+        "salt": salt.hex(),
+        "signature": "0x" + sign_digest(private_key, digest).hex(),
+    }
 
 
 @dataclass(frozen=True)
@@ -300,9 +325,10 @@ def sign_batch(
     private_key: bytes,
     domain: Domain,
     progress: Callable[[int], None] | None = None,
+    hospital: str | None = None,
 ) -> SignedBatch:
     """Signs every valid item; a bad one is refused alone, with its problems, and the rest
-    go on (one bad invoice never holds back a batch)."""
+    go on (one bad invoice never holds back a batch). ``hospital`` issues the HIS exports."""
     signed: list[dict[str, Any]] = []
     refused: list[SignRefusal] = []
     for index, item in enumerate(items):
@@ -311,7 +337,7 @@ def sign_batch(
             refused.append(SignRefusal(index, "?", "invalid_item", (Problem("$", reason),)))
         else:
             try:
-                signed.append(sign_item(dict(item), private_key, domain))
+                signed.append(sign_item(dict(item), private_key, domain, hospital))
             except InvoiceInvalid as exc:
                 refused.append(SignRefusal(index, exc.reference, "invalid_invoice", exc.problems))
         if progress:
@@ -481,17 +507,46 @@ def _read_csv_rows(batch: BatchText) -> list[Any]:
     return items
 
 
+def _is_his(value: Any) -> bool:
+    return isinstance(value, Mapping) and "request" in value and "response" in value
+
+
+def _his_exports(batch: BatchText) -> list[Any] | None:
+    """The exports of a file of HIS exports (one, a list, or ``{"items": [...]}``), or None
+    when the file is not one."""
+    if not batch.looks_like_json:
+        return None
+    value = batch.json
+    if _is_his(value):
+        return [value]
+    items = value.get("items") if isinstance(value, Mapping) else value
+    if isinstance(items, list) and items and _is_his(items[0]):
+        return items
+    return None
+
+
+def _read_his_exports(batch: BatchText) -> list[Any]:
+    exports = _his_exports(batch)
+    assert exports is not None  # recognised
+    # An element that is not an export stays as it is, to be refused alone by its index.
+    return [{"his": export} if _is_his(export) else export for export in exports]
+
+
+HIS_EXPORTS = BatchFormat(
+    "the HIS's e-bill exports ({request, response}, docs/his-export.md)",
+    lambda batch: _his_exports(batch) is not None,
+    _read_his_exports,
+)
 JSON_ITEMS = BatchFormat(
     'JSON {"items": [...]} or a list of items', _is_items_json, _read_items_json
 )
 CSV_ROWS = BatchFormat(
     "CSV, one row per detail line", lambda batch: not batch.looks_like_json, _read_csv_rows
 )
-#: Tried in order; the first that recognises a file reads it. A new input format (the HIS
-#: export of an e-bill platform, say: a JSON request with ``busNo``, ``payer``, ...) is one more
-#: ``BatchFormat`` whose ``recognises`` looks at the content (a key only that format has) and
-#: whose ``read`` maps each request onto items, placed before any format that would claim it.
-BATCH_FORMATS: tuple[BatchFormat, ...] = (JSON_ITEMS, CSV_ROWS)
+#: Tried in order; the first that recognises a file reads it, by its content (a key only that
+#: format has), never by its name. A new input format is one more ``BatchFormat``, placed before
+#: any format that would claim its files.
+BATCH_FORMATS: tuple[BatchFormat, ...] = (HIS_EXPORTS, JSON_ITEMS, CSV_ROWS)
 
 
 def read_batch_file(text: str, filename: str) -> list[Any]:

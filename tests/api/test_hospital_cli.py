@@ -724,3 +724,41 @@ def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
         done = zeroclaim(*args, cwd=tmp_path, **env)
         assert (done.returncode, done.stdout) == (status, ""), done.stderr
         assert done.stderr.startswith("zeroclaim: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+# -- the HIS export -------------------------------------------------------------------------------
+
+
+def test_a_file_of_his_exports_is_signed_as_it_is_and_uploaded(
+    service: Service,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/his-export.md: the HIS's exports signed with --hospital, the bad one listed by
+    the interface's field name, the good one uploaded and accepted."""
+    example = json.loads((ROOT / "docs" / "examples" / "his-outpatient.json").read_text())
+    bad = json.loads(json.dumps(example))
+    bad["response"]["billNo"] = "0000000002"
+    bad["request"]["fundPay"] = "18.01"  # the split no longer adds up to totalAmt
+    batch = tmp_path / "his.json"
+    batch.write_text(json.dumps([example, bad], ensure_ascii=False))
+    keys = keystore(tmp_path / "key.json", service.key)
+    out = tmp_path / "signed.json"
+    monkeypatch.setenv("ZEROCLAIM_HOSPITAL_KEY_PASSWORD", PASSWORD)
+    args = sign_args(batch, keys, out, service.domain)
+    code, stdout, err = cli(capsys, *args)  # the exports do not name their hospital
+    assert (code, json.loads(stdout)["signed"], json.loads(stdout)["refused"]) == (1, 0, 2)
+    assert "hospital: give --hospital H...: the HIS export does not name the issuing" in err
+    code, stdout, err = cli(capsys, *args, "--hospital", HOSPITAL)
+    assert code == 1 and json.loads(stdout)["signed"] == 1, (stdout, err)
+    assert (
+        "refused 33060125-0000000002 (invalid_invoice): "
+        "his.request.fundPay+accountPay+otherfundPay+selfCashPay:" in err
+    )
+    signed = json.loads(out.read_text())["items"]
+    assert signed[0]["his"] == example and signed[0]["hospital"] == HOSPITAL
+    assert len(bytes.fromhex(signed[0]["salt"])) == 16
+    upload = ["hospital", "upload", "--url", service.url, "--api-key", service.api_key]
+    code, stdout, err = cli(capsys, *upload, str(out))
+    assert (code, json.loads(stdout)["accepted"]) == (0, 1), (stdout, err)
