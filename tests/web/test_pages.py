@@ -197,6 +197,37 @@ def test_hospital_uploads_a_batch_and_sees_each_invoice_result(
     assert page.locator(".own-invoice").count() >= 3
 
 
+def test_hospital_uploads_its_signed_his_exports(page: Page, site: Site, tmp_path: Path) -> None:
+    """docs/his-export.md: exports signed by ``zeroclaim hospital sign`` go up through the
+    page as they are; a refusal names the interface's field."""
+    import json
+
+    from api.adapters.hospital_files import sign_item
+    from api.demo.seed import API_KEYS_FILE
+    from tests.conftest import ROOT
+
+    hospital = DATASET.invoices[0].hospital
+    api_key = json.loads((site.services.settings.data_dir / API_KEYS_FILE).read_text())[hospital]
+    key = DATASET.hospital(hospital).private_key
+    example = json.loads((ROOT / "docs" / "examples" / "his-outpatient.json").read_text())
+    items = []
+    for n in range(2):
+        export = json.loads(json.dumps(example))
+        export["response"]["billNo"] = f"00098800{n:02d}"
+        items.append(sign_item({"his": export}, key, site.services.domain, hospital))
+    items[1]["his"]["request"]["listDetail"][2]["amt"] = "25.0100"  # changed after signing
+    batch = tmp_path / "his-signed.json"
+    batch.write_text(json.dumps({"items": items}, ensure_ascii=False))
+    page.goto(f"{site.url}/web/hospital.html")
+    page.fill("#api_key", api_key)
+    page.set_input_files("#batch", str(batch))
+    page.click("#upload")
+    expect(page.locator(".result")).to_have_count(2)
+    expect(page.locator(".result[data-status=accepted]")).to_have_count(1)
+    refused = page.locator(".result[data-status=refused]")
+    expect(refused).to_contain_text("his.request.listDetail[2].amt")
+
+
 def test_reviewer_clears_a_flagged_claim(page: Page, site: Site) -> None:
     from sqlalchemy import select
 
