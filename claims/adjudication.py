@@ -47,7 +47,7 @@ from claims.model import (
     HospitalLevel,
 )
 from claims.money import percent, share_of, yuan
-from claims.policy_model import Basis, Benefit, Policy
+from claims.policy_model import Basis, Benefit, Policy, PolicyRules
 from claims.reasons import Note, note
 from claims.result import Adjudication, Status
 
@@ -80,15 +80,53 @@ def adjudicate(
 
     names = {"payer_zh": rules.name_zh, "payer_en": rules.name_en}
     benefit = rules.benefit_for(invoice.visit_type)
-    level = invoice.hospital_level
-    till = invoice.till
     base = count(rules, invoice, already_paid_fen)
-    result = Adjudication(
+    result = _opened(policy, rules, invoice, base, accumulator, already_paid_fen)
+
+    # 0 to 2. Scheme, deadline, eligibility.
+    steps, refusal = _gate(policy, invoice, citizen, result, names)
+    if refusal is not None:
+        return replace(result, status=Status.REJECTED, steps=tuple(steps), reason=refusal)
+
+    # 3. Till: what it paid is never paid again; the payer's own channel settled it there.
+    till = invoice.till
+    if till is not None:
+        steps.append(till_note(till))
+        channel = rules.till_channel
+        if channel is not None and till.channel(channel):
+            settled = note(
+                reasons.SETTLED_AT_TILL,
+                channel_zh=reasons.CHANNEL_ZH[channel],
+                channel_en=reasons.CHANNEL_EN[channel],
+                paid=yuan(till.channel(channel)),
+                **names,
+            )
+            return replace(result, steps=tuple(steps), reason=settled)
+
+    # 4. The base, from the lines or from the till's shares.
+    steps.extend(base.steps)
+    result = replace(result, base_fen=base.base_fen, out_of_policy_base_fen=base.out_base_fen)
+    return _pay(result, benefit, invoice.hospital_level, rules.annual_cap_fen, base, steps, names)
+
+
+def _opened(
+    policy: Policy,
+    rules: PolicyRules,
+    invoice: ClaimInvoice,
+    base: Base,
+    accumulator: Accumulator,
+    already_paid_fen: int,
+) -> Adjudication:
+    """The adjudication as it starts: approved, nothing paid, the figures that do not depend on
+    the steps."""
+    benefit = rules.benefit_for(invoice.visit_type)
+    level = invoice.hospital_level
+    return Adjudication(
         payer=policy.payer,
         invoice_reference=invoice.reference,
         status=Status.APPROVED,
         amount_fen=0,
-        reason=note(reasons.PAID, amount=yuan(0), **names),
+        reason=note(reasons.PAID, amount=yuan(0), payer_zh=rules.name_zh, payer_en=rules.name_en),
         steps=(),
         invoice_lines=invoice.lines,
         class_rules=rules.classes,
@@ -109,22 +147,34 @@ def adjudicate(
         scheme=invoice.scheme,
         basis=rules.basis,
         pool=benefit.pool,
-        till=till,
+        till=invoice.till,
         paid_at_till_fen=base.paid_at_till_fen,
         shares=base.shares,
     )
+
+
+def _gate(
+    policy: Policy,
+    invoice: ClaimInvoice,
+    citizen: Citizen,
+    result: Adjudication,
+    names: Mapping[str, str],
+) -> tuple[list[Note], Note | None]:
+    """Steps 0 to 2: the steps passed, and the reason of a rejection (None: go on)."""
     steps: list[Note] = []
-    if till is not None:
+    if invoice.till is not None:
+        scheme = invoice.scheme
         steps.append(
             note(
                 "scheme",
-                scheme_zh=reasons.SCHEME_ZH[invoice.scheme],
-                scheme_en=reasons.SCHEME_EN[invoice.scheme],
+                scheme_zh=reasons.SCHEME_ZH[scheme],
+                scheme_en=reasons.SCHEME_EN[scheme],
                 **names,
             )
         )
 
     # 1. Deadline.
+    assert invoice.claimed_at is not None, "checked by adjudicate"
     claim_day = invoice.claimed_at.astimezone(CHINA_TZ).date()
     dates = {
         "issue_date": invoice.issue_date.isoformat(),
@@ -133,45 +183,17 @@ def adjudicate(
         "days": policy.deadline_days,
     }
     if claim_day > result.last_claim_day:
-        return replace(
-            result,
-            status=Status.REJECTED,
-            steps=tuple(steps),
-            reason=note(reasons.DEADLINE_PASSED, **dates),
-        )
+        return steps, note(reasons.DEADLINE_PASSED, **dates)
     steps.append(note("deadline_ok", **dates))
 
     # 2. Eligibility.
     if policy.eligible_flags:
         wanted = ", ".join(sorted(policy.eligible_flags))
         if not policy.is_eligible(citizen.flags):
-            return replace(
-                result,
-                status=Status.REJECTED,
-                steps=tuple(steps),
-                reason=note(reasons.NOT_ELIGIBLE, flags=wanted, **names),
-            )
+            return steps, note(reasons.NOT_ELIGIBLE, flags=wanted, **names)
         held = ", ".join(sorted(policy.eligible_flags & citizen.flags))
         steps.append(note("eligible", flags=held, **names))
-
-    # 3. Till: what it paid is never paid again; the payer's own channel settled it there.
-    if till is not None:
-        steps.append(till_note(till))
-        channel = rules.till_channel
-        if channel is not None and till.channel(channel):
-            settled = note(
-                reasons.SETTLED_AT_TILL,
-                channel_zh=reasons.CHANNEL_ZH[channel],
-                channel_en=reasons.CHANNEL_EN[channel],
-                paid=yuan(till.channel(channel)),
-                **names,
-            )
-            return replace(result, steps=tuple(steps), reason=settled)
-
-    # 4. The base, from the lines or from the till's shares.
-    steps.extend(base.steps)
-    result = replace(result, base_fen=base.base_fen, out_of_policy_base_fen=base.out_base_fen)
-    return _pay(result, benefit, level, rules.annual_cap_fen, base, steps, names)
+    return steps, None
 
 
 def _pay(

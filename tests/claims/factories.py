@@ -17,7 +17,9 @@ from claims import (
     ItemClass,
     Policy,
     PoolUsage,
+    Scheme,
     Sex,
+    TillSplit,
     VisitType,
     policy_from_toml,
 )
@@ -124,6 +126,118 @@ def policies() -> dict[str, Policy]:
     }
 
 
+# Scheme sections for the test policies, appended to them by ``till_policies``: basic counts the
+# lines and is settled at the till by the fund; critical counts shares (employees: the copay
+# above 10,000 at 50%; residents: copay and deductible share above the inherited 100,000, 50%)
+# and is settled by other funds; commercial counts copay and deductible share at 80%, self-pay
+# at 50%, above 20,000 (inherited), and serves the uninsured at 50% with no deductible.
+BASIC_SCHEMES = """
+[schemes.employee]
+name_zh = "测试职工医保"
+name_en = "Test employees' fund"
+till_channel = "fund"
+
+[schemes.employee.benefits.outpatient]
+deductible_fen = 10_000
+ratio_bp = 8000
+cap_fen = 50_000
+
+[schemes.employee.benefits.inpatient]
+deductible_fen = 20_000
+ratio_bp = 9000
+cap_fen = 1_000_000
+
+[schemes.resident]
+till_channel = "fund"
+"""
+
+CRITICAL_SCHEMES = """
+[schemes.employee]
+name_zh = "测试职工大额"
+name_en = "Test employees' large-amount subsidy"
+till_channel = "other"
+
+[schemes.employee.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "excluded" }
+self_pay = { coverage = "excluded" }
+
+[schemes.employee.benefits.all]
+deductible_fen = 10_000
+ratio_bp = 5000
+cap_fen = 300_000
+
+[schemes.resident]
+till_channel = "other"
+
+[schemes.resident.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "excluded" }
+"""
+
+ASSISTANCE_SCHEMES = """
+[schemes.employee.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "in_policy" }
+
+[schemes.resident.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "in_policy" }
+"""
+
+COMMERCIAL_SCHEMES = """
+[schemes.employee.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "out_of_policy" }
+
+[schemes.resident.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "out_of_policy" }
+
+[schemes.none.shares]
+copay = { coverage = "in_policy" }
+deductible = { coverage = "in_policy" }
+self_pay = { coverage = "in_policy" }
+
+[schemes.none.benefits.all]
+deductible_fen = 0
+ratio_bp = 5000
+cap_fen = 1_000_000
+"""
+
+
+def till_policies() -> dict[str, Policy]:
+    """The four test policies with their scheme sections, by payer id."""
+    return {
+        p.payer: p
+        for p in (
+            policy_from_toml(BASIC + BASIC_SCHEMES, "test:basic"),
+            policy_from_toml(CRITICAL + CRITICAL_SCHEMES, "test:critical"),
+            policy_from_toml(ASSISTANCE + ASSISTANCE_SCHEMES, "test:assistance"),
+            policy_from_toml(COMMERCIAL + COMMERCIAL_SCHEMES, "test:commercial"),
+        )
+    }
+
+
+def till(
+    *,
+    fund: int = 0,
+    account: int = 0,
+    other: int = 0,
+    copay: int = 0,
+    deductible: int = 0,
+    self_pay: int = 0,
+) -> TillSplit:
+    """A till split whose cash is what the shares leave after the account."""
+    cash = copay + deductible + self_pay - account
+    return TillSplit(fund, account, other, cash, copay, deductible, self_pay)
+
+
 CODES = {
     ItemClass.A: "F001102000010000",
     ItemClass.B: "F001102000030000",
@@ -162,7 +276,10 @@ def invoice(
     diagnoses: tuple[str, ...] = ("J18.9",),
     admitted_on: date | None = None,
     discharged_on: date | None = None,
+    scheme: Scheme = Scheme.NONE,
+    till: TillSplit | None = None,
 ) -> ClaimInvoice:
+    """An invoice of these lines; with a ``till`` its total is the till's unless given."""
     if visit is VisitType.INPATIENT and admitted_on is None:
         admitted_on = issued_at.date() - timedelta(days=5)
         discharged_on = issued_at.date()
@@ -172,13 +289,19 @@ def invoice(
         hospital_level=level,
         visit_type=visit,
         issued_at=issued_at,
-        total_fen=sum(ln.amount_fen for ln in lines) if total_fen is None else total_fen,
+        total_fen=_total(lines, till) if total_fen is None else total_fen,
         lines=tuple(lines),
         diagnoses=diagnoses,
         admitted_on=admitted_on,
         discharged_on=discharged_on,
         claimed_at=claimed_at,
+        scheme=scheme,
+        till=till,
     )
+
+
+def _total(lines: tuple[ClaimLine, ...], till: TillSplit | None) -> int:
+    return till.total_fen if till is not None else sum(ln.amount_fen for ln in lines)
 
 
 def citizen(

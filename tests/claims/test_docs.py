@@ -114,6 +114,11 @@ def test_worked_example_with_the_till_split(name: str) -> None:
     bold = [int(x.replace(",", "")) for x in re.findall(r"\*\*([\d,]+)\*\*", section)]
     assert bold == [r.amount_fen for r in results]
     assert re.search(rf"left with [^.]*?\b{int(left):,} fen", section), section
+    if name == "employee":  # the explanations table quotes this example's co-payment step
+        row = re.search(r"^\| `scheme`, `till`, `share`.*?\| (.*?) \| (.*?) \|$", DOC, re.M)
+        assert row, "the till codes' row of the explanations table"
+        copay = next(n for n in results[1].steps if n.code == "share")
+        assert (copay.zh, copay.en) == row.groups()
 
 
 def test_rules_table_lists_every_rule_with_its_severity() -> None:

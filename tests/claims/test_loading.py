@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from claims import (
+    Basis,
     HospitalLevel,
     ItemClass,
     PolicyInvalid,
     PolicyKind,
     RulesInvalid,
+    Scheme,
     Severity,
+    Share,
+    TillChannel,
     bundled_policies,
     in_chain_order,
     load_policies,
@@ -26,7 +30,14 @@ from claims import (
 )
 from claims.policy import POLICY_DIR, Coverage
 from claims.rules import RULE_FIELDS, RULES_FILE
-from tests.claims.factories import BASIC, COMMERCIAL, CRITICAL
+from tests.claims.factories import (
+    BASIC,
+    BASIC_SCHEMES,
+    COMMERCIAL,
+    COMMERCIAL_SCHEMES,
+    CRITICAL,
+    CRITICAL_SCHEMES,
+)
 
 BUNDLED_FILES = sorted(POLICY_DIR.glob("*.toml"))
 
@@ -138,6 +149,111 @@ def test_malformed_policy_names_file_key_and_reason(
     assert any(
         re.fullmatch(key_path, p.key_path) and re.search(reason, p.reason) for p in error.problems
     ), error.problems
+
+
+WITH_SCHEMES = {
+    "basic": BASIC + BASIC_SCHEMES,
+    "critical": CRITICAL + CRITICAL_SCHEMES,
+    "commercial": COMMERCIAL + COMMERCIAL_SCHEMES,
+}
+# (id, policy, edit, key path, reason pattern)
+MALFORMED_SCHEMES = [
+    ("unknown-scheme", "basic", _edit("[schemes.resident]", "[schemes.retired]"),
+     "schemes.retired", "unknown key; expected one of employee, none, resident"),
+    ("unknown-section-key", "basic", _edit('till_channel = "fund"\n\n[schemes.employee.',
+                                           'till_channel = "fund"\nratio_bp = 1\n\n'
+                                           '[schemes.employee.'),
+     "schemes.employee.ratio_bp", "unknown key"),
+    ("bad-till-channel", "basic", _edit('till_channel = "fund"', 'till_channel = "cash"'),
+     "schemes.employee.till_channel", "must be one of 'fund', 'other', got 'cash'"),
+    ("unknown-share", "critical", _edit('self_pay = { coverage = "excluded" }\n\n'
+                                        '[schemes.employee.benefits',
+                                        'self_pay = { coverage = "excluded" }\ncash = {}\n\n'
+                                        '[schemes.employee.benefits'),
+     "schemes.employee.shares.cash", "unknown patient's share 'cash'; expected one of copay, "
+     "deductible, self_pay"),
+    ("missing-share", "critical", _edit('self_pay = { coverage = "excluded" }\n\n'
+                                        '[schemes.employee.benefits',
+                                        '\n[schemes.employee.benefits'),
+     "schemes.employee.shares.self_pay", "is required"),
+    ("bad-share-coverage", "commercial", _edit('self_pay = { coverage = "out_of_policy" }',
+                                               'self_pay = { coverage = "half" }'),
+     "schemes.employee.shares.self_pay.coverage", "must be one of 'in_policy'"),
+    ("share-self-pay-ratio", "commercial", _edit('self_pay = { coverage = "out_of_policy" }',
+                                                 'self_pay = { coverage = "out_of_policy", '
+                                                 'self_pay_share_bp = 10 }'),
+     "schemes.employee.shares.self_pay.self_pay_share_bp", "unknown key"),
+    ("section-ratio-over-100%", "critical", _edit("ratio_bp = 5000\ncap_fen = 300_000\n\n"
+                                                  "[schemes.resident]",
+                                                  "ratio_bp = 10001\ncap_fen = 300_000\n\n"
+                                                  "[schemes.resident]"),
+     "schemes.employee.benefits.all.ratio_bp", "must be at most 10000 bp"),
+    ("section-out-of-policy-unused", "critical", _edit("cap_fen = 300_000\n\n[schemes.resident]",
+                                                       "cap_fen = 300_000\nout_of_policy_ratio_bp"
+                                                       " = 1\n\n[schemes.resident]"),
+     "schemes.employee.benefits.all.out_of_policy_ratio_bp", "has no effect"),
+    ("section-one-pool", "basic", _edit("[schemes.employee.benefits.inpatient]", "[unused]"),
+     "schemes.employee.benefits", "needs 'all', or both 'outpatient' and 'inpatient'"),
+    ("section-classes-incomplete", "basic", _edit('[schemes.resident]\n',
+                                                  '[schemes.resident]\nclasses = { A = { '
+                                                  'coverage = "in_policy" } }\n'),
+     "schemes.resident.classes.B", "is required"),
+    ("section-name-empty", "basic", _edit('name_zh = "测试职工医保"', 'name_zh = ""'),
+     "schemes.employee.name_zh", "must be a non-empty string"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payer", "edit", "key_path", "reason"),
+    [row[1:] for row in MALFORMED_SCHEMES],
+    ids=[row[0] for row in MALFORMED_SCHEMES],
+)
+def test_malformed_scheme_section(
+    payer: str, edit: Callable[[str], str], key_path: str, reason: str
+) -> None:
+    assert policy_from_toml(WITH_SCHEMES[payer], "good.toml").schemes  # the base is good
+    with pytest.raises(PolicyInvalid) as caught:
+        policy_from_toml(edit(WITH_SCHEMES[payer]), "sections.toml")
+    assert any(
+        re.fullmatch(key_path, p.key_path) and re.search(reason, p.reason)
+        for p in caught.value.problems
+    ), caught.value.problems
+
+
+def test_schemes_must_be_a_table() -> None:
+    with pytest.raises(PolicyInvalid, match="schemes: must be a table, got string 'all'"):
+        policy_from_toml('schemes = "all"\n' + COMMERCIAL, "flat.toml")
+
+
+def test_a_section_takes_what_it_leaves_out_from_the_top_level() -> None:
+    policy = policy_from_toml(WITH_SCHEMES["basic"], "basic.toml")
+    employee, resident = policy.schemes[Scheme.EMPLOYEE], policy.schemes[Scheme.RESIDENT]
+    assert Scheme.NONE not in policy.schemes
+    assert (employee.name_zh, resident.name_zh) == ("测试职工医保", "测试基本医保")
+    assert employee.classes == resident.classes == policy.classes
+    assert employee.annual_cap_fen == resident.annual_cap_fen == 1_000_000
+    assert employee.till_channel is resident.till_channel is TillChannel.FUND
+    assert employee.basis is Basis.LINES and employee.shares == {}
+    # the residents' benefits are the top level's, in pools of their own
+    assert {k: b.pool for k, b in resident.benefits.items()} == {
+        "outpatient": "resident.outpatient",
+        "inpatient": "resident.inpatient",
+    }
+    assert [b.ratio_bp for b in resident.benefits.values()] == [
+        b.ratio_bp for b in policy.benefits.values()
+    ]
+    assert employee.benefits["inpatient"].ratio_bp.at(HospitalLevel.PRIMARY) == 9000
+    critical = policy_from_toml(WITH_SCHEMES["critical"], "critical.toml")
+    assert critical.schemes[Scheme.RESIDENT].basis is Basis.SHARES
+    assert dict(critical.schemes[Scheme.RESIDENT].shares) == {
+        Share.COPAY: Coverage.IN_POLICY,
+        Share.DEDUCTIBLE: Coverage.IN_POLICY,
+        Share.SELF_PAY: Coverage.EXCLUDED,
+    }
+    assert (
+        critical.schemes[Scheme.RESIDENT].benefits["all"].deductible_fen.at(HospitalLevel.TOWNSHIP)
+        == 100_000
+    )
 
 
 def test_the_only_outpatient_layout_is_refused() -> None:
