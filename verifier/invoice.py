@@ -550,7 +550,7 @@ def _parse_format2(data: Mapping[str, Any], received_at: datetime | None) -> Inv
         if admitted_on is not None or discharged_on is not None:
             r.bad("admitted_on", "only an inpatient bill has admission and discharge dates")
     if not problems and payment is not None:
-        _check_sums(r, total, payment, charges, lines)
+        _check_sums(r, total, scheme, payment, charges, lines)
     if problems:
         raise InvoiceInvalid(reference, problems)
     assert payment is not None
@@ -674,6 +674,7 @@ def _lines2(r: _Reader, value: Any, charge_codes: set[str]) -> tuple[DetailLine,
 def _check_sums(
     r: _Reader,
     total: int,
+    scheme: Scheme,
     payment: Payment,
     charges: tuple[ChargeCategory, ...],
     lines: tuple[DetailLine, ...],
@@ -691,6 +692,12 @@ def _check_sums(
             "payment",
             f"copay + deductible + self_pay = {shares} fen, but the patient paid account + cash"
             f" = {payment.account + payment.cash}",
+        )
+    if scheme is Scheme.NONE and (payment.fund or payment.account):
+        r.bad(
+            "payment",
+            f"a bill not settled with insurance (scheme none) has no fund or account payment,"
+            f" got fund {payment.fund} and account {payment.account} fen",
         )
     categories = sum(c.amount for c in charges)
     if categories != total:

@@ -305,7 +305,9 @@ def usage(
     pool, the deductible it used and its amount (given back if it ends unpaid)."""
     return {
         "year": invoice.policy_year,
-        "pool": policy.benefit_for(invoice.visit_type).pool,
+        # The pool the adjudication counted in (a scheme's own, for a format-2 bill); a claim
+        # rejected before any arithmetic has none and falls back to the visit's.
+        "pool": adjudication.pool or policy.benefit_for(invoice.visit_type).pool,
         "deductible_fen": adjudication.deductible_applied_fen,
         "paid_fen": adjudication.amount_fen,
     }

@@ -35,6 +35,24 @@ def explain(adjudication: claims.Adjudication) -> dict[str, Any]:
             }
             for c in adjudication.categories
         ],
+        # What the arithmetic started from: the lines (format 1, a manual claim on the fund)
+        # or the till's shares of a format-2 bill, each share with what paid it before.
+        "scheme": adjudication.scheme.value,
+        "basis": adjudication.basis.value,
+        "paid_at_till_fen": adjudication.paid_at_till_fen,
+        "shares": [
+            {
+                "share": r.share.value,
+                "amount_fen": r.amount_fen,
+                "account_fen": r.account_fen,
+                "earlier_fen": r.earlier_fen,
+                "left_fen": r.left_fen,
+                "coverage": r.coverage.value,
+                "zh": r.note.zh,
+                "en": r.note.en,
+            }
+            for r in adjudication.shares
+        ],
         # The class rules the lines were counted by: with the invoice's lines (anchored, never
         # changed) they give each line's figures and sentence again, which :func:`readable`
         # does when a claim is read (an inpatient stay has hundreds of lines, and most
@@ -53,8 +71,8 @@ def readable(explanation: dict[str, Any], invoice: Invoice) -> dict[str, Any]:
     """A stored explanation with how each line of ``invoice`` counted, and its sentence in zh
     and en ("line by line")."""
     rules = explanation.get("class_rules")
-    if rules is None:
-        return explanation
+    if rules is None or explanation.get("basis") == "shares":
+        return explanation  # counted on the till's shares, not line by line
     class_rules = {
         claims.ItemClass(name): claims.ClassRule(
             claims.Coverage(rule["coverage"]), rule["self_share_bp"]

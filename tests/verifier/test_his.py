@@ -226,6 +226,10 @@ def test_scheme_and_business_type_outside_the_medical_bills_are_refused() -> Non
     ):
         data = export()
         data["request"]["medicalCareType"] = text
+        if scheme == "none":  # not settled with insurance: the patient paid it all in cash
+            data["request"].update(
+                fundPay="0", accountPay="0", selfCashPay="45.00", selfPayAmt="0", ownPay="45.00"
+            )
         invoice, _ = parse_export(data, HOSPITAL, SALT)
         assert invoice.bill is not None and invoice.bill.scheme.value == scheme
     data = export()

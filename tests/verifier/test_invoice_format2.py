@@ -230,3 +230,14 @@ def problems_at(data: dict[str, Any], received_at: datetime) -> dict[str, str]:
     with pytest.raises(InvoiceInvalid) as caught:
         parse_invoice(data, received_at)
     return {p.path: p.reason for p in caught.value.problems}
+
+
+def test_a_bill_not_settled_with_insurance_has_no_fund_or_account_payment() -> None:
+    data = bill()
+    data["scheme"] = "none"
+    assert problems(data)["payment"] == (
+        "a bill not settled with insurance (scheme none) has no fund or account payment,"
+        " got fund 1800 and account 1200 fen"
+    )
+    data["payment"].update(fund=0, account=0, cash=4500, copay=4500)
+    parse_invoice(data)
